@@ -1,0 +1,3 @@
+//! The `clusterer` command line.
+
+fn main() {}
