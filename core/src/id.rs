@@ -30,13 +30,21 @@ macro_rules! id_impl {
 
             /// Builds the id, or `None` when `value` is 0 or above `i32::MAX`.
             pub const fn new(value: u32) -> Option<Self> {
-                if value >= 1 && value <= MAX_ID { Some(Self(value)) } else { None }
+                if value >= 1 && value <= MAX_ID {
+                    Some(Self(value))
+                } else {
+                    None
+                }
             }
 
             /// Builds the id from the signed value found on the wire, or `None` when it is
             /// not in `1..=i32::MAX`.
             pub const fn from_wire(value: i32) -> Option<Self> {
-                if value >= 1 { Some(Self(value as u32)) } else { None }
+                if value >= 1 {
+                    Some(Self(value as u32))
+                } else {
+                    None
+                }
             }
 
             /// The numeric value.
@@ -67,7 +75,10 @@ macro_rules! id_impl {
         impl TryFrom<i64> for $ty {
             type Error = InvalidId;
             fn try_from(value: i64) -> Result<Self, InvalidId> {
-                u32::try_from(value).ok().and_then(Self::new).ok_or(InvalidId(value))
+                u32::try_from(value)
+                    .ok()
+                    .and_then(Self::new)
+                    .ok_or(InvalidId(value))
             }
         }
     };

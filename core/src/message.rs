@@ -96,7 +96,12 @@ pub struct Internal {
 impl Internal {
     /// An internal message with the standard BIN version.
     pub fn new(cluster: ClusterId, source: NodeId, body: InternalBody) -> Self {
-        Self { version: BIN_VERSION, cluster, source, body }
+        Self {
+            version: BIN_VERSION,
+            cluster,
+            source,
+            body,
+        }
     }
 }
 
@@ -309,7 +314,11 @@ pub struct Routed {
 impl Routed {
     /// A routed message with the body's standard BIN version.
     pub fn new(trailer: Trailer, body: RoutedBody) -> Self {
-        Self { version: body.standard_version(), trailer, body }
+        Self {
+            version: body.standard_version(),
+            trailer,
+            body,
+        }
     }
 }
 

@@ -164,7 +164,10 @@ mod tests {
     fn bad_marker_is_a_connection_error_and_sticks() {
         let mut d = Deframer::new();
         d.push(b"P4X");
-        assert_eq!(d.next_packet(), Err(DecodeError::BadMarker { found: *b"P4X\0" }));
+        assert_eq!(
+            d.next_packet(),
+            Err(DecodeError::BadMarker { found: *b"P4X\0" })
+        );
         d.push(&packet(17));
         assert!(d.next_packet().is_err());
     }
@@ -173,10 +176,16 @@ mod tests {
     fn lengths_outside_17_to_65535_are_connection_errors() {
         let mut d = Deframer::new();
         d.push(b"P4CK\x10\0\0\0");
-        assert_eq!(d.next_packet(), Err(DecodeError::BadLength { declared: 16 }));
+        assert_eq!(
+            d.next_packet(),
+            Err(DecodeError::BadLength { declared: 16 })
+        );
         let mut d = Deframer::new();
         d.push(b"P4CK\0\0\x01\0");
-        assert_eq!(d.next_packet(), Err(DecodeError::BadLength { declared: 65536 }));
+        assert_eq!(
+            d.next_packet(),
+            Err(DecodeError::BadLength { declared: 65536 })
+        );
     }
 
     #[test]

@@ -53,7 +53,15 @@ fn parse_entry_fields(input: &[u8]) -> Res<'_, EntryView<'_>> {
     let (rest, key) = prim::bytes(rest, "key")?;
     let (rest, value) = prim::bytes(rest, "value")?;
     let (rest, expiry) = prim::int(rest, "expiry")?;
-    Ok((rest, EntryView { collection, key, value, expiry }))
+    Ok((
+        rest,
+        EntryView {
+            collection,
+            key,
+            value,
+            expiry,
+        },
+    ))
 }
 
 /// A live packet, borrowed.
@@ -75,9 +83,10 @@ impl PacketView<'_> {
     pub fn to_owned(&self) -> CachedbLocalPacket {
         match *self {
             PacketView::Insert(e) => CachedbLocalPacket::Insert(e.to_owned()),
-            PacketView::Remove { collection, key } => {
-                CachedbLocalPacket::Remove { collection: collection.into(), key: key.to_vec() }
-            }
+            PacketView::Remove { collection, key } => CachedbLocalPacket::Remove {
+                collection: collection.into(),
+                key: key.to_vec(),
+            },
         }
     }
 }
@@ -101,7 +110,10 @@ pub fn parse_view(packet_type: i32, payload: &[u8]) -> Result<PacketView<'_>, De
             expect_end(rest, "REMOVE")?;
             Ok(PacketView::Remove { collection, key })
         }
-        _ => Err(DecodeError::UnknownModuleType { capability: CAPABILITY, packet_type }),
+        _ => Err(DecodeError::UnknownModuleType {
+            capability: CAPABILITY,
+            packet_type,
+        }),
     }
 }
 
@@ -174,5 +186,9 @@ pub fn to_module_packet(packet: &CachedbLocalPacket) -> Result<ModulePacket, Emi
             })?,
         ),
     };
-    Ok(ModulePacket { capability: CAPABILITY.into(), packet_type, payload })
+    Ok(ModulePacket {
+        capability: CAPABILITY.into(),
+        packet_type,
+        payload,
+    })
 }

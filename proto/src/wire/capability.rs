@@ -75,8 +75,14 @@ impl<'a> CapabilityBlockView<'a> {
     /// Copies into the owned block.
     pub fn to_owned(&self) -> CapabilityBlock {
         let mut capabilities = Vec::with_capacity(self.len);
-        capabilities.extend(self.iter().map(|c| CapabilityState { name: c.name.into(), ok: c.ok }));
-        CapabilityBlock { node: self.node, capabilities }
+        capabilities.extend(self.iter().map(|c| CapabilityState {
+            name: c.name.into(),
+            ok: c.ok,
+        }));
+        CapabilityBlock {
+            node: self.node,
+            capabilities,
+        }
     }
 }
 
@@ -158,10 +164,22 @@ pub(crate) fn parse_cap_update(body: &[u8]) -> Res<'_, CapUpdateView<'_>> {
     for _ in 0..n {
         rest = parse_block(rest)?.0;
     }
-    let nodes = CapabilityBlocks { raw: &start[..start.len() - rest.len()], len: n };
+    let nodes = CapabilityBlocks {
+        raw: &start[..start.len() - rest.len()],
+        len: n,
+    };
     let (rest, require_reply) = prim::flag(rest, "require_reply")?;
     let (rest, path) = parse_path(rest)?;
-    Ok((rest, CapUpdateView { seq, timestamp, nodes, require_reply, path }))
+    Ok((
+        rest,
+        CapUpdateView {
+            seq,
+            timestamp,
+            nodes,
+            require_reply,
+            path,
+        },
+    ))
 }
 
 pub(crate) fn write_cap_update<S: Sink>(sink: &mut S, m: &CapUpdate) -> Result<(), EmitError> {
@@ -232,12 +250,19 @@ fn parse_chunk(input: &[u8], index: usize) -> Res<'_, &[u8]> {
     let (rest, size) = prim::int(input, "chunk_size")?;
     let (rest, marker) = prim::int(rest, "start_marker")?;
     if marker != SYNC_CHUNK_MARKER {
-        return Err(DecodeError::BadChunkMarker { chunk: index, found: marker });
+        return Err(DecodeError::BadChunkMarker {
+            chunk: index,
+            found: marker,
+        });
     }
     let available = rest.len();
     match usize::try_from(size) {
         Ok(n) if n <= available => prim::raw(rest, n, "chunk_data"),
-        _ => Err(DecodeError::ChunkOverrun { chunk: index, size, available }),
+        _ => Err(DecodeError::ChunkOverrun {
+            chunk: index,
+            size,
+            available,
+        }),
     }
 }
 
@@ -257,7 +282,11 @@ impl SyncView<'_> {
     pub fn to_owned(&self) -> Sync {
         let mut chunks = Vec::with_capacity(self.chunks.len());
         chunks.extend(self.chunks.iter().map(<[u8]>::to_vec));
-        Sync { capability: self.capability.into(), data_version: self.data_version, chunks }
+        Sync {
+            capability: self.capability.into(),
+            data_version: self.data_version,
+            chunks,
+        }
     }
 }
 
@@ -271,7 +300,14 @@ pub(crate) fn parse_sync(payload: &[u8]) -> Res<'_, SyncView<'_>> {
         rest = parse_chunk(rest, len)?.0;
         len += 1;
     }
-    Ok((rest, SyncView { capability, data_version, chunks: SyncChunks { raw: start, len } }))
+    Ok((
+        rest,
+        SyncView {
+            capability,
+            data_version,
+            chunks: SyncChunks { raw: start, len },
+        },
+    ))
 }
 
 /// Bytes one chunk of `data_len` bytes takes in a SYNC packet, header included.
@@ -283,8 +319,8 @@ pub(crate) fn write_sync<S: Sink>(sink: &mut S, m: &Sync) -> Result<(), EmitErro
     sink.put_str(m.capability.as_bytes(), "sync_capability")?;
     sink.put_i32(m.data_version);
     for chunk in &m.chunks {
-        let size = i32::try_from(chunk.len())
-            .map_err(|_| EmitError::TooLarge { len: chunk.len() })?;
+        let size =
+            i32::try_from(chunk.len()).map_err(|_| EmitError::TooLarge { len: chunk.len() })?;
         sink.put_i32(size);
         sink.put_i32(SYNC_CHUNK_MARKER);
         sink.put(chunk);
@@ -306,7 +342,13 @@ pub(crate) fn parse_sync_end(payload: &[u8]) -> Res<'_, SyncEndView<'_>> {
     let (rest, count) = prim::count(rest, "no_sync_chunks", 0, i32::MAX as usize)?;
     // `count` is ≤ i32::MAX, so it fits a u32.
     let chunk_count = u32::try_from(count).unwrap_or(u32::MAX);
-    Ok((rest, SyncEndView { capability, chunk_count }))
+    Ok((
+        rest,
+        SyncEndView {
+            capability,
+            chunk_count,
+        },
+    ))
 }
 
 pub(crate) fn write_sync_end<S: Sink>(sink: &mut S, m: &SyncEnd) -> Result<(), EmitError> {

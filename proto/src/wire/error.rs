@@ -134,13 +134,19 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             DecodeError::TooShort { len } => {
-                write!(f, "packet of {len} bytes is shorter than the 17-byte minimum")
+                write!(
+                    f,
+                    "packet of {len} bytes is shorter than the 17-byte minimum"
+                )
             }
             DecodeError::BadMarker { found } => {
                 write!(f, "bad marker {found:02x?} (expected \"P4CK\")")
             }
             DecodeError::LengthMismatch { declared, actual } => {
-                write!(f, "length field says {declared} bytes but {actual} were given")
+                write!(
+                    f,
+                    "length field says {declared} bytes but {actual} were given"
+                )
             }
             DecodeError::BadLength { declared } => {
                 write!(f, "length field {declared} is outside 17..=65535")
@@ -153,35 +159,66 @@ impl fmt::Display for DecodeError {
             DecodeError::Truncated { field } => write!(f, "packet ends inside field '{field}'"),
             DecodeError::NotUtf8 { field } => write!(f, "field '{field}' is not valid UTF-8"),
             DecodeError::InvalidId { field, value } => {
-                write!(f, "field '{field}' holds id {value}, expected 1..=2147483647")
+                write!(
+                    f,
+                    "field '{field}' holds id {value}, expected 1..=2147483647"
+                )
             }
-            DecodeError::CountOutOfRange { field, value, min, max } => {
-                write!(f, "field '{field}' holds count {value}, expected {min}..={max}")
+            DecodeError::CountOutOfRange {
+                field,
+                value,
+                min,
+                max,
+            } => {
+                write!(
+                    f,
+                    "field '{field}' holds count {value}, expected {min}..={max}"
+                )
             }
-            DecodeError::InvalidValue { field, value, expected } => {
+            DecodeError::InvalidValue {
+                field,
+                value,
+                expected,
+            } => {
                 write!(f, "field '{field}' holds {value}, expected {expected}")
             }
-            DecodeError::UnknownType { capability, packet_type } => {
+            DecodeError::UnknownType {
+                capability,
+                packet_type,
+            } => {
                 write!(f, "type {packet_type} is not a {capability} message type")
             }
             DecodeError::BadSyncVersion { type_name, version } => {
                 write!(f, "{type_name} with BIN version {version} (must be 3)")
             }
             DecodeError::BadChunkMarker { chunk, found } => {
-                write!(f, "sync chunk {chunk} has marker {found} (expected 101010101)")
+                write!(
+                    f,
+                    "sync chunk {chunk} has marker {found} (expected 101010101)"
+                )
             }
-            DecodeError::ChunkOverrun { chunk, size, available } => write!(
+            DecodeError::ChunkOverrun {
+                chunk,
+                size,
+                available,
+            } => write!(
                 f,
                 "sync chunk {chunk} declares {size} bytes but {available} remain before the trailer"
             ),
             DecodeError::TrailingBytes { type_name, count } => {
-                write!(f, "{count} unexpected bytes after the last field of {type_name}")
+                write!(
+                    f,
+                    "{count} unexpected bytes after the last field of {type_name}"
+                )
             }
             DecodeError::MissingTrailer { body_len } => write!(
                 f,
                 "routable packet body of {body_len} bytes cannot hold the 12-byte trailer"
             ),
-            DecodeError::UnknownModuleType { capability, packet_type } => {
+            DecodeError::UnknownModuleType {
+                capability,
+                packet_type,
+            } => {
                 write!(f, "type {packet_type} is not a {capability} packet type")
             }
         }
@@ -242,12 +279,20 @@ impl fmt::Display for EmitError {
                 write!(f, "packet of {len} bytes exceeds the 65515-byte limit")
             }
             EmitError::BufferTooSmall { needed, given } => {
-                write!(f, "buffer of {given} bytes is smaller than the {needed} needed")
+                write!(
+                    f,
+                    "buffer of {given} bytes is smaller than the {needed} needed"
+                )
             }
             EmitError::StringTooLong { field, len } => {
                 write!(f, "field '{field}' is {len} bytes, more than 65535")
             }
-            EmitError::CountOutOfRange { field, len, min, max } => {
+            EmitError::CountOutOfRange {
+                field,
+                len,
+                min,
+                max,
+            } => {
                 write!(f, "list '{field}' has {len} entries, allowed {min}..={max}")
             }
             EmitError::BadSyncVersion { version } => {

@@ -68,22 +68,36 @@ pub fn parse_header(packet: &[u8]) -> Result<HeaderView<'_>, DecodeError> {
     }
     let (rest, total_len) = prim::uint(rest, "total_len")?;
     if !(MIN_PACKET_LEN..=MAX_PACKET_LEN).contains(&(total_len as usize)) {
-        return Err(DecodeError::BadLength { declared: total_len });
+        return Err(DecodeError::BadLength {
+            declared: total_len,
+        });
     }
     if total_len as usize != packet.len() {
-        return Err(DecodeError::LengthMismatch { declared: total_len, actual: packet.len() });
+        return Err(DecodeError::LengthMismatch {
+            declared: total_len,
+            actual: packet.len(),
+        });
     }
     let (rest, version) = prim::short(rest, "version")?;
     let (rest, cap_len) = prim::ushort(rest, "cap_len")?;
     if usize::from(cap_len) > rest.len().saturating_sub(4) {
-        return Err(DecodeError::CapabilityOverrun { cap_len, available: rest.len() });
+        return Err(DecodeError::CapabilityOverrun {
+            cap_len,
+            available: rest.len(),
+        });
     }
     if cap_len == 0 {
         return Err(DecodeError::EmptyCapability);
     }
     let (rest, capability) = prim::raw(rest, usize::from(cap_len), "capability")?;
     let (body, packet_type) = prim::int(rest, "type")?;
-    Ok(HeaderView { total_len, version, capability, packet_type, body })
+    Ok(HeaderView {
+        total_len,
+        version,
+        capability,
+        packet_type,
+        body,
+    })
 }
 
 /// Writes the header; `total_len` comes from the sizing pass (0 while sizing).
@@ -112,7 +126,10 @@ mod tests {
             check_frame_start(b"P4CX\x20\0\0\0"),
             Err(DecodeError::BadMarker { found: *b"P4CX" })
         );
-        assert_eq!(check_frame_start(b"P4CK\x10\0\0\0"), Err(DecodeError::BadLength { declared: 16 }));
+        assert_eq!(
+            check_frame_start(b"P4CK\x10\0\0\0"),
+            Err(DecodeError::BadLength { declared: 16 })
+        );
         assert_eq!(check_frame_start(b"P4CK\x11\0\0\0"), Ok(17));
         assert_eq!(check_frame_start(b"P4CK\xff\xff\0\0"), Ok(65535));
         assert_eq!(
@@ -126,12 +143,21 @@ mod tests {
         // 17 bytes, cap_len 2 leaves no room for the 4-byte type.
         let p = b"P4CK\x11\0\0\0\x01\0\x02\0ab\0\0\0";
         assert_eq!(p.len(), 17);
-        assert!(matches!(parse_header(p), Err(DecodeError::CapabilityOverrun { cap_len: 2, .. })));
+        assert!(matches!(
+            parse_header(p),
+            Err(DecodeError::CapabilityOverrun { cap_len: 2, .. })
+        ));
     }
 
     #[test]
     fn header_rejects_a_length_field_that_disagrees() {
         let p = b"P4CK\x12\0\0\0\x01\0\x01\0a\0\0\0\0";
-        assert_eq!(parse_header(p), Err(DecodeError::LengthMismatch { declared: 18, actual: 17 }));
+        assert_eq!(
+            parse_header(p),
+            Err(DecodeError::LengthMismatch {
+                declared: 18,
+                actual: 17
+            })
+        );
     }
 }

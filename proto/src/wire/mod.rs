@@ -27,8 +27,8 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
-mod capability;
 pub mod cachedb_local;
+mod capability;
 mod error;
 mod header;
 mod prim;
@@ -41,7 +41,7 @@ use alloc::vec::Vec;
 
 use clusterer_core::message::{
     BIN_SYNC_VERSION, Internal, InternalBody, Message, ModulePacket, Ping, RemoveNode, Routed,
-    RoutedBody, SyncEnd, SyncReq, Trailer, ShtagActive,
+    RoutedBody, ShtagActive, SyncEnd, SyncReq, Trailer,
 };
 use clusterer_core::{ClusterId, NodeId};
 
@@ -152,28 +152,40 @@ impl PacketView<'_> {
     /// Copies the view into the owned message.
     pub fn to_message(&self) -> Message {
         match *self {
-            PacketView::Internal { version, cluster, source, body } => {
+            PacketView::Internal {
+                version,
+                cluster,
+                source,
+                body,
+            } => {
                 let body = match body {
                     InternalView::Ping(p) => InternalBody::Ping(p),
                     InternalView::Pong(p) => InternalBody::Pong(p.to_owned()),
                     InternalView::LsUpdate(m) => InternalBody::LsUpdate(m.to_owned()),
                     InternalView::FullTopUpdate(m) => InternalBody::FullTopUpdate(m.to_owned()),
                     InternalView::UnknownId => InternalBody::UnknownId,
-                    InternalView::NodeDescription(m) => {
-                        InternalBody::NodeDescription(m.to_owned())
-                    }
+                    InternalView::NodeDescription(m) => InternalBody::NodeDescription(m.to_owned()),
                     InternalView::CapUpdate(m) => InternalBody::CapUpdate(m.to_owned()),
                 };
-                Message::Internal(Internal { version, cluster, source, body })
+                Message::Internal(Internal {
+                    version,
+                    cluster,
+                    source,
+                    body,
+                })
             }
-            PacketView::Routed { version, trailer, body } => {
+            PacketView::Routed {
+                version,
+                trailer,
+                body,
+            } => {
                 let body = match body {
                     RoutedView::RemoveNode(m) => RoutedBody::RemoveNode(m),
                     RoutedView::GenericMsg(m) => RoutedBody::GenericMsg(m.to_owned()),
                     RoutedView::MiCmd(m) => RoutedBody::MiCmd(m.to_owned()),
-                    RoutedView::SyncReq(m) => {
-                        RoutedBody::SyncReq(SyncReq { capability: m.capability.into() })
-                    }
+                    RoutedView::SyncReq(m) => RoutedBody::SyncReq(SyncReq {
+                        capability: m.capability.into(),
+                    }),
                     RoutedView::Sync(m) => RoutedBody::Sync(m.to_owned()),
                     RoutedView::SyncEnd(m) => RoutedBody::SyncEnd(SyncEnd {
                         capability: m.capability.into(),
@@ -188,7 +200,11 @@ impl PacketView<'_> {
                         payload: m.payload.to_vec(),
                     }),
                 };
-                Message::Routed(Routed { version, trailer, body })
+                Message::Routed(Routed {
+                    version,
+                    trailer,
+                    body,
+                })
             }
         }
     }
@@ -226,8 +242,9 @@ pub fn parse_view(packet: &[u8]) -> Result<PacketView<'_>, DecodeError> {
             let (rest, body) = match header.packet_type {
                 TYPE_PING => probe::parse_ping(rest).map(|(r, p)| (r, InternalView::Ping(p)))?,
                 TYPE_PONG => probe::parse_pong(rest).map(|(r, p)| (r, InternalView::Pong(p)))?,
-                TYPE_LS_UPDATE => topology::parse_ls_update(rest)
-                    .map(|(r, m)| (r, InternalView::LsUpdate(m)))?,
+                TYPE_LS_UPDATE => {
+                    topology::parse_ls_update(rest).map(|(r, m)| (r, InternalView::LsUpdate(m)))?
+                }
                 TYPE_FULL_TOP_UPDATE => topology::parse_full_top_update(rest)
                     .map(|(r, m)| (r, InternalView::FullTopUpdate(m)))?,
                 TYPE_UNKNOWN_ID => (rest, InternalView::UnknownId),
@@ -236,11 +253,19 @@ pub fn parse_view(packet: &[u8]) -> Result<PacketView<'_>, DecodeError> {
                 TYPE_CAP_UPDATE => capability::parse_cap_update(rest)
                     .map(|(r, m)| (r, InternalView::CapUpdate(m)))?,
                 packet_type => {
-                    return Err(DecodeError::UnknownType { capability: CAP_INTERNAL, packet_type });
+                    return Err(DecodeError::UnknownType {
+                        capability: CAP_INTERNAL,
+                        packet_type,
+                    });
                 }
             };
             expect_end(rest, internal_type_name(&body))?;
-            Ok(PacketView::Internal { version, cluster, source, body })
+            Ok(PacketView::Internal {
+                version,
+                cluster,
+                source,
+                body,
+            })
         }
         b"clusterer-extra" => {
             let (payload, trailer) = service::split_trailer(header.body)?;
@@ -259,36 +284,49 @@ pub fn parse_view(packet: &[u8]) -> Result<PacketView<'_>, DecodeError> {
                 TYPE_MI_CMD => {
                     service::parse_mi_cmd(payload).map(|(r, m)| (r, RoutedView::MiCmd(m)))?
                 }
-                TYPE_SYNC_REQ => capability::parse_sync_req(payload)
-                    .map(|(r, m)| (r, RoutedView::SyncReq(m)))?,
+                TYPE_SYNC_REQ => {
+                    capability::parse_sync_req(payload).map(|(r, m)| (r, RoutedView::SyncReq(m)))?
+                }
                 TYPE_SYNC => {
                     sync_version("SYNC")?;
                     capability::parse_sync(payload).map(|(r, m)| (r, RoutedView::Sync(m)))?
                 }
                 TYPE_SYNC_END => {
                     sync_version("SYNC_END")?;
-                    capability::parse_sync_end(payload)
-                        .map(|(r, m)| (r, RoutedView::SyncEnd(m)))?
+                    capability::parse_sync_end(payload).map(|(r, m)| (r, RoutedView::SyncEnd(m)))?
                 }
                 TYPE_SHTAG_ACTIVE => service::parse_shtag_active(payload)
                     .map(|(r, m)| (r, RoutedView::ShtagActive(m)))?,
                 packet_type => {
-                    return Err(DecodeError::UnknownType { capability: CAP_EXTRA, packet_type });
+                    return Err(DecodeError::UnknownType {
+                        capability: CAP_EXTRA,
+                        packet_type,
+                    });
                 }
             };
             expect_end(rest, routed_type_name(&body))?;
-            Ok(PacketView::Routed { version, trailer, body })
+            Ok(PacketView::Routed {
+                version,
+                trailer,
+                body,
+            })
         }
         capability => {
-            let capability = core::str::from_utf8(capability)
-                .map_err(|_| DecodeError::NotUtf8 { field: "capability" })?;
+            let capability =
+                core::str::from_utf8(capability).map_err(|_| DecodeError::NotUtf8 {
+                    field: "capability",
+                })?;
             let (payload, trailer) = service::split_trailer(header.body)?;
             let body = RoutedView::Module(ModuleView {
                 capability,
                 packet_type: header.packet_type,
                 payload,
             });
-            Ok(PacketView::Routed { version, trailer, body })
+            Ok(PacketView::Routed {
+                version,
+                trailer,
+                body,
+            })
         }
     }
 }
@@ -349,7 +387,10 @@ pub fn buffer_len(message: &Message) -> Result<usize, EmitError> {
 pub fn emit(message: &Message, buf: &mut [u8]) -> Result<usize, EmitError> {
     let len = buffer_len(message)?;
     if buf.len() < len {
-        return Err(EmitError::BufferTooSmall { needed: len, given: buf.len() });
+        return Err(EmitError::BufferTooSmall {
+            needed: len,
+            given: buf.len(),
+        });
     }
     let mut sink = SliceSink { buf, pos: 0 };
     write_message(&mut sink, message, len)?;
@@ -399,18 +440,21 @@ fn header_of(message: &Message) -> (i16, &str, i32) {
     }
 }
 
-fn write_message<S: Sink>(sink: &mut S, message: &Message, total_len: usize) -> Result<(), EmitError> {
+fn write_message<S: Sink>(
+    sink: &mut S,
+    message: &Message,
+    total_len: usize,
+) -> Result<(), EmitError> {
     let (version, capability, packet_type) = header_of(message);
-    if let Message::Routed(Routed { body: RoutedBody::Module(_), .. }) = message {
-        if capability.is_empty() || capability == CAP_INTERNAL || capability == CAP_EXTRA {
-            return Err(EmitError::ReservedCapability);
-        }
-    }
-    if let Message::Routed(Routed { body: RoutedBody::Sync(_) | RoutedBody::SyncEnd(_), .. }) =
-        message
-    {
-        if version != BIN_SYNC_VERSION {
-            return Err(EmitError::BadSyncVersion { version });
+    if let Message::Routed(Routed { body, .. }) = message {
+        let reserved =
+            capability.is_empty() || capability == CAP_INTERNAL || capability == CAP_EXTRA;
+        match body {
+            RoutedBody::Module(_) if reserved => return Err(EmitError::ReservedCapability),
+            RoutedBody::Sync(_) | RoutedBody::SyncEnd(_) if version != BIN_SYNC_VERSION => {
+                return Err(EmitError::BadSyncVersion { version });
+            }
+            _ => {}
         }
     }
     header::write_header(sink, total_len, version, capability, packet_type)?;

@@ -18,27 +18,37 @@ type NomErr<'a> = nom::error::Error<&'a [u8]>;
 
 /// Reads an `i32`.
 pub(crate) fn int<'a>(input: &'a [u8], field: &'static str) -> Res<'a, i32> {
-    le_i32::<_, NomErr<'a>>.parse(input).map_err(|_| DecodeError::Truncated { field })
+    le_i32::<_, NomErr<'a>>
+        .parse(input)
+        .map_err(|_| DecodeError::Truncated { field })
 }
 
 /// Reads an `i16`.
 pub(crate) fn short<'a>(input: &'a [u8], field: &'static str) -> Res<'a, i16> {
-    le_i16::<_, NomErr<'a>>.parse(input).map_err(|_| DecodeError::Truncated { field })
+    le_i16::<_, NomErr<'a>>
+        .parse(input)
+        .map_err(|_| DecodeError::Truncated { field })
 }
 
 /// Reads a `u16`.
 pub(crate) fn ushort<'a>(input: &'a [u8], field: &'static str) -> Res<'a, u16> {
-    le_u16::<_, NomErr<'a>>.parse(input).map_err(|_| DecodeError::Truncated { field })
+    le_u16::<_, NomErr<'a>>
+        .parse(input)
+        .map_err(|_| DecodeError::Truncated { field })
 }
 
 /// Reads a `u32`.
 pub(crate) fn uint<'a>(input: &'a [u8], field: &'static str) -> Res<'a, u32> {
-    le_u32::<_, NomErr<'a>>.parse(input).map_err(|_| DecodeError::Truncated { field })
+    le_u32::<_, NomErr<'a>>
+        .parse(input)
+        .map_err(|_| DecodeError::Truncated { field })
 }
 
 /// Takes `n` raw bytes.
 pub(crate) fn raw<'a>(input: &'a [u8], n: usize, field: &'static str) -> Res<'a, &'a [u8]> {
-    take::<_, _, NomErr<'a>>(n).parse(input).map_err(|_| DecodeError::Truncated { field })
+    take::<_, _, NomErr<'a>>(n)
+        .parse(input)
+        .map_err(|_| DecodeError::Truncated { field })
 }
 
 /// Reads a `str` (u16 length + bytes) as raw bytes.
@@ -94,7 +104,11 @@ pub(crate) fn flag<'a>(input: &'a [u8], field: &'static str) -> Res<'a, bool> {
     match value {
         0 => Ok((rest, false)),
         1 => Ok((rest, true)),
-        _ => Err(DecodeError::InvalidValue { field, value, expected: "0 or 1" }),
+        _ => Err(DecodeError::InvalidValue {
+            field,
+            value,
+            expected: "0 or 1",
+        }),
     }
 }
 
@@ -156,7 +170,13 @@ impl<'a> TextList<'a> {
             rest = text(rest, field)?.0;
         }
         let used = input.len() - rest.len();
-        Ok((rest, TextList { raw: &input[..used], len: n }))
+        Ok((
+            rest,
+            TextList {
+                raw: &input[..used],
+                len: n,
+            },
+        ))
     }
 
     /// Number of strings.
@@ -239,8 +259,10 @@ pub(crate) trait SinkExt: Sink {
     }
     /// Writes a `str`; fails when it is longer than a `u16` can say.
     fn put_str(&mut self, s: &[u8], field: &'static str) -> Result<(), EmitError> {
-        let len =
-            u16::try_from(s.len()).map_err(|_| EmitError::StringTooLong { field, len: s.len() })?;
+        let len = u16::try_from(s.len()).map_err(|_| EmitError::StringTooLong {
+            field,
+            len: s.len(),
+        })?;
         self.put_u16(len);
         self.put(s);
         Ok(())
@@ -254,7 +276,12 @@ pub(crate) trait SinkExt: Sink {
         max: usize,
     ) -> Result<(), EmitError> {
         if len < min || len > max {
-            return Err(EmitError::CountOutOfRange { field, len, min, max });
+            return Err(EmitError::CountOutOfRange {
+                field,
+                len,
+                min,
+                max,
+            });
         }
         // `max` is a wire limit far below i32::MAX.
         self.put_i32(i32::try_from(len).unwrap_or(i32::MAX));
@@ -284,17 +311,38 @@ mod tests {
 
     #[test]
     fn short_reads_name_the_field() {
-        assert_eq!(int(&[1, 0, 0], "cluster_id"), Err(DecodeError::Truncated { field: "cluster_id" }));
-        assert_eq!(bytes(&[3, 0, b'a'], "url"), Err(DecodeError::Truncated { field: "url" }));
+        assert_eq!(
+            int(&[1, 0, 0], "cluster_id"),
+            Err(DecodeError::Truncated {
+                field: "cluster_id"
+            })
+        );
+        assert_eq!(
+            bytes(&[3, 0, b'a'], "url"),
+            Err(DecodeError::Truncated { field: "url" })
+        );
     }
 
     #[test]
     fn counts_reject_negative_and_oversized_values() {
         let neg = (-1i32).to_le_bytes();
-        assert!(matches!(count(&neg, "n", 0, 128), Err(DecodeError::CountOutOfRange { value: -1, .. })));
+        assert!(matches!(
+            count(&neg, "n", 0, 128),
+            Err(DecodeError::CountOutOfRange { value: -1, .. })
+        ));
         let big = 129i32.to_le_bytes();
-        assert!(matches!(count(&big, "n", 0, 128), Err(DecodeError::CountOutOfRange { value: 129, max: 128, .. })));
-        assert_eq!(count(&128i32.to_le_bytes(), "n", 0, 128).map(|r| r.1), Ok(128));
+        assert!(matches!(
+            count(&big, "n", 0, 128),
+            Err(DecodeError::CountOutOfRange {
+                value: 129,
+                max: 128,
+                ..
+            })
+        ));
+        assert_eq!(
+            count(&128i32.to_le_bytes(), "n", 0, 128).map(|r| r.1),
+            Ok(128)
+        );
     }
 
     #[test]
@@ -302,7 +350,13 @@ mod tests {
         let mut b = alloc::vec::Vec::new();
         b.extend_from_slice(&3i32.to_le_bytes());
         b.extend_from_slice(&0i32.to_le_bytes());
-        assert_eq!(IdList::parse(&b, 2, "path"), Err(DecodeError::InvalidId { field: "path", value: 0 }));
+        assert_eq!(
+            IdList::parse(&b, 2, "path"),
+            Err(DecodeError::InvalidId {
+                field: "path",
+                value: 0
+            })
+        );
         let (_, ok) = IdList::parse(&b, 1, "path").unwrap();
         assert_eq!(ok.to_vec(), [NodeId::new(3).unwrap()]);
     }

@@ -1,7 +1,9 @@
 //! Link probing and discovery bodies: PING, PONG, UNKNOWN_ID, NODE_DESCRIPTION
 //! (wire.md §7.1, §7.2, §7.5, §7.6). All travel on `clusterer-internal` after the prefix.
 
-use clusterer_core::message::{MAX_NODES, MAX_WIRE_PATH_LEN, NodeDescription, NodeInfo, Ping, Pong};
+use clusterer_core::message::{
+    MAX_NODES, MAX_WIRE_PATH_LEN, NodeDescription, NodeInfo, Ping, Pong,
+};
 
 use super::error::{DecodeError, EmitError};
 use super::prim::{self, IdList, Res, Sink, SinkExt};
@@ -35,7 +37,9 @@ pub struct PongView<'a> {
 impl PongView<'_> {
     /// Copies into the owned message.
     pub fn to_owned(&self) -> Pong {
-        Pong { nodes: self.nodes.to_vec() }
+        Pong {
+            nodes: self.nodes.to_vec(),
+        }
     }
 }
 
@@ -79,7 +83,15 @@ pub(crate) fn parse_node_info(input: &[u8]) -> Res<'_, NodeInfoView<'_>> {
     let (rest, sip_addr) = prim::text(rest, "sip_addr")?;
     let (rest, priority) = prim::int(rest, "priority")?;
     let (rest, no_ping_retries) = prim::int(rest, "no_ping_retries")?;
-    Ok((rest, NodeInfoView { url, sip_addr, priority, no_ping_retries }))
+    Ok((
+        rest,
+        NodeInfoView {
+            url,
+            sip_addr,
+            priority,
+            no_ping_retries,
+        },
+    ))
 }
 
 pub(crate) fn write_node_info<S: Sink>(sink: &mut S, info: &NodeInfo) -> Result<(), EmitError> {
@@ -115,7 +127,10 @@ pub struct NodeDescriptionView<'a> {
 impl NodeDescriptionView<'_> {
     /// Copies into the owned message.
     pub fn to_owned(&self) -> NodeDescription {
-        NodeDescription { info: self.info.to_owned(), path: self.path.to_vec() }
+        NodeDescription {
+            info: self.info.to_owned(),
+            path: self.path.to_vec(),
+        }
     }
 }
 
@@ -138,6 +153,9 @@ pub(crate) fn expect_end(rest: &[u8], type_name: &'static str) -> Result<(), Dec
     if rest.is_empty() {
         Ok(())
     } else {
-        Err(DecodeError::TrailingBytes { type_name, count: rest.len() })
+        Err(DecodeError::TrailingBytes {
+            type_name,
+            count: rest.len(),
+        })
     }
 }

@@ -22,13 +22,22 @@ pub const TRAILER_LEN: usize = 12;
 /// Splits a routable body into payload and trailer (the trailer is the last 12 bytes).
 pub(crate) fn split_trailer(body: &[u8]) -> Result<(&[u8], Trailer), DecodeError> {
     let Some(payload_len) = body.len().checked_sub(TRAILER_LEN) else {
-        return Err(DecodeError::MissingTrailer { body_len: body.len() });
+        return Err(DecodeError::MissingTrailer {
+            body_len: body.len(),
+        });
     };
     let (payload, tail) = body.split_at(payload_len);
     let (rest, cluster) = prim::cluster_id(tail, "trailer.cluster_id")?;
     let (rest, source) = prim::node_id(rest, "trailer.src_node")?;
     let (_, destination) = prim::node_id(rest, "trailer.dst_node")?;
-    Ok((payload, Trailer { cluster, source, destination }))
+    Ok((
+        payload,
+        Trailer {
+            cluster,
+            source,
+            destination,
+        },
+    ))
 }
 
 pub(crate) fn write_trailer<S: Sink>(sink: &mut S, t: &Trailer) {
@@ -60,7 +69,11 @@ pub struct GenericMsgView<'a> {
 impl GenericMsgView<'_> {
     /// Copies into the owned message.
     pub fn to_owned(&self) -> GenericMsg {
-        GenericMsg { kind: self.kind, tag: self.tag.to_vec(), payload: self.payload.to_vec() }
+        GenericMsg {
+            kind: self.kind,
+            tag: self.tag.to_vec(),
+            payload: self.payload.to_vec(),
+        }
     }
 }
 
@@ -68,8 +81,19 @@ pub(crate) fn parse_generic_msg(payload: &[u8]) -> Res<'_, GenericMsgView<'_>> {
     let (rest, req_like) = prim::flag(payload, "req_like")?;
     let (rest, tag) = prim::bytes(rest, "tag")?;
     let (rest, msg) = prim::bytes(rest, "msg")?;
-    let kind = if req_like { GenericKind::Request } else { GenericKind::Reply };
-    Ok((rest, GenericMsgView { kind, tag, payload: msg }))
+    let kind = if req_like {
+        GenericKind::Request
+    } else {
+        GenericKind::Reply
+    };
+    Ok((
+        rest,
+        GenericMsgView {
+            kind,
+            tag,
+            payload: msg,
+        },
+    ))
 }
 
 pub(crate) fn write_generic_msg<S: Sink>(sink: &mut S, m: &GenericMsg) -> Result<(), EmitError> {
@@ -90,7 +114,10 @@ pub struct MiCmdView<'a> {
 impl MiCmdView<'_> {
     /// Copies into the owned message.
     pub fn to_owned(&self) -> MiCmd {
-        MiCmd { command: self.command.into(), params: self.params.iter().map(Into::into).collect() }
+        MiCmd {
+            command: self.command.into(),
+            params: self.params.iter().map(Into::into).collect(),
+        }
     }
 }
 

@@ -59,7 +59,16 @@ pub(crate) fn parse_ls_update(body: &[u8]) -> Res<'_, LsUpdateView<'_>> {
         }
     };
     let (rest, path) = parse_path(rest)?;
-    Ok((rest, LsUpdateView { seq, timestamp, neighbour, state, path }))
+    Ok((
+        rest,
+        LsUpdateView {
+            seq,
+            timestamp,
+            neighbour,
+            state,
+            path,
+        },
+    ))
 }
 
 pub(crate) fn write_ls_update<S: Sink>(sink: &mut S, m: &LsUpdate) -> Result<(), EmitError> {
@@ -114,7 +123,16 @@ fn parse_entry(input: &[u8]) -> Res<'_, TopologyEntryView<'_>> {
     let (rest, ls_timestamp) = prim::int(rest, "ls_timestamp")?;
     let (rest, n) = prim::count(rest, "no_neigh", 0, MAX_NODES)?;
     let (rest, neighbours) = IdList::parse(rest, n, "neighbours")?;
-    Ok((rest, TopologyEntryView { node, description, ls_seq, ls_timestamp, neighbours }))
+    Ok((
+        rest,
+        TopologyEntryView {
+            node,
+            description,
+            ls_seq,
+            ls_timestamp,
+            neighbours,
+        },
+    ))
 }
 
 /// The validated entries of a FULL_TOP_UPDATE, borrowed.
@@ -181,9 +199,20 @@ pub(crate) fn parse_full_top_update(body: &[u8]) -> Res<'_, FullTopUpdateView<'_
     for _ in 0..n {
         rest = parse_entry(rest)?.0;
     }
-    let entries = TopologyEntries { raw: &start[..start.len() - rest.len()], len: n };
+    let entries = TopologyEntries {
+        raw: &start[..start.len() - rest.len()],
+        len: n,
+    };
     let (rest, path) = parse_path(rest)?;
-    Ok((rest, FullTopUpdateView { seq, timestamp, entries, path }))
+    Ok((
+        rest,
+        FullTopUpdateView {
+            seq,
+            timestamp,
+            entries,
+            path,
+        },
+    ))
 }
 
 pub(crate) fn write_full_top_update<S: Sink>(

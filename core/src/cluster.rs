@@ -1,0 +1,446 @@
+//! The per-cluster node table (behaviour.md §1.2): the local node's record, the list of
+//! other nodes with their links and gossiped adjacency, sequence state, the route cache and
+//! the `node_states` report ring. Read-only accessors here serve MI and API queries.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::address::NodeAddress;
+use crate::config::NodeConfig;
+use crate::id::{ClusterId, NodeId};
+use crate::link::{Link, LinkState};
+use crate::report::ReportRing;
+use crate::route::{Route, RouteNode, RouteTable};
+
+/// A (sequence number, timestamp) pair of LS_UPDATE, FULL_TOP_UPDATE or CAP_UPDATE
+/// (wire.md §8). Stored pairs start at (−1, 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqStamp {
+    /// Sequence number.
+    pub seq: i32,
+    /// UNIX time in seconds.
+    pub timestamp: i32,
+}
+
+impl Default for SeqStamp {
+    fn default() -> Self {
+        SeqStamp {
+            seq: -1,
+            timestamp: 0,
+        }
+    }
+}
+
+impl SeqStamp {
+    /// The acceptance rule of `validate_update`: a received seq 0 (a restarted sender) is
+    /// rejected only when the stored seq is also 0 and the timestamp is not newer; any other
+    /// seq is rejected when not greater than the stored one. On acceptance the stored pair
+    /// is replaced and `true` returned.
+    pub fn accept(&mut self, seq: i32, timestamp: i32) -> bool {
+        let fresh = if seq == 0 {
+            !(self.seq == 0 && timestamp <= self.timestamp)
+        } else {
+            seq > self.seq
+        };
+        if fresh {
+            *self = SeqStamp { seq, timestamp };
+        }
+        fresh
+    }
+
+    /// Pre-increments a local counter and stamps it (the first value after a start is 0).
+    pub(crate) fn next(&mut self, unix: i32) -> SeqStamp {
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = unix;
+        *self
+    }
+}
+
+/// Another node of a cluster, as the local node knows it.
+#[derive(Clone, Debug)]
+pub struct RemoteNode {
+    pub(crate) id: NodeId,
+    pub(crate) db_id: Option<i64>,
+    pub(crate) url: String,
+    pub(crate) address: NodeAddress,
+    pub(crate) sip_addr: String,
+    pub(crate) description: Option<String>,
+    pub(crate) priority: i32,
+    pub(crate) no_ping_retries: u32,
+    pub(crate) enabled: bool,
+    pub(crate) link: Link,
+    /// The node's UP links as it reported them, most recently added first.
+    pub(crate) adjacency: Vec<NodeId>,
+    pub(crate) ls: SeqStamp,
+    pub(crate) top: SeqStamp,
+    pub(crate) cap: SeqStamp,
+    /// The ids listed in its last PONG (nodes it already knows).
+    pub(crate) pong_list: Vec<NodeId>,
+    /// Reachability as last reported through events.
+    pub(crate) reachable: bool,
+}
+
+impl RemoteNode {
+    pub(crate) fn new(
+        id: NodeId,
+        url: String,
+        address: NodeAddress,
+        sip_addr: String,
+        priority: i32,
+        no_ping_retries: u32,
+    ) -> Self {
+        RemoteNode {
+            id,
+            db_id: None,
+            url,
+            address,
+            sip_addr,
+            description: None,
+            priority,
+            no_ping_retries,
+            enabled: true,
+            link: Link::new(),
+            adjacency: Vec::new(),
+            ls: SeqStamp::default(),
+            top: SeqStamp::default(),
+            cap: SeqStamp::default(),
+            pong_list: Vec::new(),
+            reachable: false,
+        }
+    }
+
+    pub(crate) fn from_config(c: &NodeConfig, address: NodeAddress) -> Self {
+        let mut n = RemoteNode::new(
+            c.id,
+            c.url.clone(),
+            address,
+            c.sip_addr.clone(),
+            c.priority,
+            c.no_ping_retries,
+        );
+        n.db_id = c.db_id;
+        n.description = c.description.clone();
+        n.enabled = c.enabled;
+        n
+    }
+
+    /// Node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// DB row id (`None` = −1 in MI: provisioned by script or discovered).
+    pub fn db_id(&self) -> Option<i64> {
+        self.db_id
+    }
+
+    /// BIN URL as provisioned or announced.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Parsed URL.
+    pub fn address(&self) -> NodeAddress {
+        self.address
+    }
+
+    /// SIP address (may be empty).
+    pub fn sip_addr(&self) -> &str {
+        &self.sip_addr
+    }
+
+    /// DB description, if any.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Priority (lower preferred as next hop).
+    pub fn priority(&self) -> i32 {
+        self.priority
+    }
+
+    /// Ping retries allowed.
+    pub fn no_ping_retries(&self) -> u32 {
+        self.no_ping_retries
+    }
+
+    /// Administrative state.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Direct link state.
+    pub fn link_state(&self) -> LinkState {
+        self.link.state()
+    }
+
+    /// The probing state of the direct link.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// Its UP links as gossiped, most recently added first.
+    pub fn adjacency(&self) -> &[NodeId] {
+        &self.adjacency
+    }
+
+    /// Its link-state (seq, timestamp) as last accepted.
+    pub fn ls_stamp(&self) -> SeqStamp {
+        self.ls
+    }
+
+    /// Whether it is reachable (has a next hop), as last evaluated.
+    pub fn is_reachable(&self) -> bool {
+        self.reachable
+    }
+}
+
+/// The local node's record in one cluster.
+#[derive(Clone, Debug)]
+pub struct LocalNode {
+    pub(crate) id: NodeId,
+    pub(crate) db_id: Option<i64>,
+    pub(crate) url: String,
+    pub(crate) address: NodeAddress,
+    pub(crate) sip_addr: String,
+    pub(crate) description: Option<String>,
+    pub(crate) priority: i32,
+    pub(crate) no_ping_retries: u32,
+    pub(crate) seed: bool,
+    pub(crate) enabled: bool,
+    /// Own counters (start at −1).
+    pub(crate) ls: SeqStamp,
+    pub(crate) top: SeqStamp,
+    /// Own CAP_UPDATE counter (advanced by the capability layer).
+    #[allow(dead_code)]
+    pub(crate) cap: SeqStamp,
+    /// Own UP links, most recently added first.
+    pub(crate) adjacency: Vec<NodeId>,
+}
+
+impl LocalNode {
+    /// Node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Own URL (selects the listening socket and the source IP of outgoing connections).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Parsed own URL.
+    pub fn address(&self) -> NodeAddress {
+        self.address
+    }
+
+    /// Own SIP address.
+    pub fn sip_addr(&self) -> &str {
+        &self.sip_addr
+    }
+
+    /// Own priority.
+    pub fn priority(&self) -> i32 {
+        self.priority
+    }
+
+    /// `seed` flag.
+    pub fn is_seed(&self) -> bool {
+        self.seed
+    }
+
+    /// Administrative state of the local node in this cluster.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Own UP links, most recently added first.
+    pub fn adjacency(&self) -> &[NodeId] {
+        &self.adjacency
+    }
+
+    /// DB row id.
+    pub fn db_id(&self) -> Option<i64> {
+        self.db_id
+    }
+
+    /// DB description.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+}
+
+/// One cluster of the local node.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub(crate) id: ClusterId,
+    pub(crate) local: LocalNode,
+    /// Node list in OpenSIPS order: most recently inserted first.
+    pub(crate) nodes: Vec<RemoteNode>,
+    pub(crate) topology_version: u64,
+    pub(crate) routes: RouteTable,
+    pub(crate) routes_version: u64,
+    pub(crate) node_states: ReportRing,
+    /// Reachability changes waiting for event processing, in order.
+    pub(crate) pending_node_events: Vec<(NodeId, bool)>,
+}
+
+impl Cluster {
+    pub(crate) fn new(id: ClusterId, local: LocalNode) -> Self {
+        Cluster {
+            id,
+            local,
+            nodes: Vec::new(),
+            topology_version: 0,
+            routes: RouteTable::default(),
+            routes_version: u64::MAX,
+            node_states: ReportRing::default(),
+            pending_node_events: Vec::new(),
+        }
+    }
+
+    /// Cluster id.
+    pub fn id(&self) -> ClusterId {
+        self.id
+    }
+
+    /// The local node's record.
+    pub fn local(&self) -> &LocalNode {
+        &self.local
+    }
+
+    /// Other nodes in list order (most recently added first).
+    pub fn nodes(&self) -> &[RemoteNode] {
+        &self.nodes
+    }
+
+    /// Another node by id.
+    pub fn node(&self, id: NodeId) -> Option<&RemoteNode> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    pub(crate) fn node_mut(&mut self, id: NodeId) -> Option<&mut RemoteNode> {
+        self.nodes.iter_mut().find(|n| n.id == id)
+    }
+
+    /// Increases on every change of any adjacency list.
+    pub fn topology_version(&self) -> u64 {
+        self.topology_version
+    }
+
+    /// The `node_states` report ring.
+    pub fn node_state_reports(&self) -> &ReportRing {
+        &self.node_states
+    }
+
+    /// Whether any known node of this cluster has `ip` as its URL address (the source-IP
+    /// check of wire.md §9: flooded and relayed packets arrive from any member).
+    pub fn is_member_ip(&self, ip: core::net::IpAddr) -> bool {
+        self.nodes.iter().any(|n| n.address.ip() == ip)
+    }
+
+    pub(crate) fn bump_topology(&mut self) {
+        self.topology_version = self.topology_version.wrapping_add(1);
+    }
+
+    /// Recomputes the route table when the topology changed since the last computation.
+    pub(crate) fn refresh_routes(&mut self) {
+        if self.routes_version == self.topology_version {
+            return;
+        }
+        let nodes: Vec<RouteNode<'_>> = self
+            .nodes
+            .iter()
+            .map(|n| RouteNode {
+                id: n.id,
+                priority: n.priority,
+                adjacency: &n.adjacency,
+            })
+            .collect();
+        self.routes = RouteTable::compute(self.local.id, &self.local.adjacency, &nodes);
+        self.routes_version = self.topology_version;
+    }
+
+    /// The cached route to `dest` with rerouting on; call [`Cluster::refresh_routes`] first.
+    pub(crate) fn cached_route(&self, dest: NodeId, rerouting: bool) -> Option<Route> {
+        if rerouting {
+            self.routes.get(dest)
+        } else {
+            // Direct links only (behaviour.md §5.4, the documented intent).
+            self.local.adjacency.contains(&dest).then_some(Route {
+                next_hop: dest,
+                hops: 1,
+            })
+        }
+    }
+
+    /// Adds `y` to `x`'s adjacency list (front) if missing. Returns `true` on change.
+    pub(crate) fn add_link(&mut self, x: NodeId, y: NodeId) -> bool {
+        let Some(n) = self.node_mut(x) else {
+            return false;
+        };
+        if n.adjacency.contains(&y) {
+            return false;
+        }
+        n.adjacency.insert(0, y);
+        self.bump_topology();
+        true
+    }
+
+    /// Removes `y` from `x`'s adjacency list. Returns `true` on change.
+    pub(crate) fn remove_link(&mut self, x: NodeId, y: NodeId) -> bool {
+        let Some(n) = self.node_mut(x) else {
+            return false;
+        };
+        let before = n.adjacency.len();
+        n.adjacency.retain(|&a| a != y);
+        if n.adjacency.len() == before {
+            return false;
+        }
+        self.bump_topology();
+        true
+    }
+
+    /// UP neighbours of the local node, in list order.
+    pub(crate) fn up_neighbours(&self) -> impl Iterator<Item = &RemoteNode> {
+        self.nodes
+            .iter()
+            .filter(|n| n.link.state() == LinkState::Up)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarted_sender_is_accepted_once_with_newer_timestamp() {
+        let mut s = SeqStamp::default();
+        assert!(s.accept(0, 100), "first seq 0 after (−1, 0)");
+        assert!(!s.accept(0, 100), "same seq 0, same ts: duplicate");
+        assert!(
+            s.accept(0, 101),
+            "seq 0 with newer ts: the sender restarted"
+        );
+        assert!(s.accept(5, 90), "seq > stored: accepted whatever the ts");
+        assert!(!s.accept(5, 200));
+        assert!(!s.accept(3, 300));
+        assert!(
+            s.accept(0, 50),
+            "seq 0 is accepted when the stored seq is not 0"
+        );
+    }
+
+    #[test]
+    fn local_counters_start_at_zero() {
+        let mut s = SeqStamp::default();
+        assert_eq!(
+            s.next(7),
+            SeqStamp {
+                seq: 0,
+                timestamp: 7
+            }
+        );
+        assert_eq!(s.next(8).seq, 1);
+    }
+}

@@ -1,0 +1,758 @@
+//! The local node: the sans-IO driving surface of the core.
+//!
+//! ```text
+//! Node::new(config, now, seed)
+//! node.handle_message(now, connection, message)   a decoded packet from a peer
+//! node.handle_timeout(now)                         the deadline of poll_timeout passed
+//! node.handle_send_failed(now, cluster, node, msg) the transport refused a direct send
+//! node.set_status / remove_node / send_to / ...    admin and API commands
+//! node.poll_transmit() / poll_event()              drain after every call
+//! node.poll_timeout()                              sleep until then
+//! ```
+//!
+//! After any `handle_*` call or command, drain [`Node::poll_transmit`] and
+//! [`Node::poll_event`], then wait until [`Node::poll_timeout`] or the next input.
+
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::address::NodeAddress;
+use crate::cluster::{Cluster, LocalNode, RemoteNode};
+use crate::config::{Config, ConfigError, DbMode, Timers};
+use crate::id::{ClusterId, NodeId};
+use crate::link::{LinkState, LinkTimers, Transition};
+use crate::message::{Internal, InternalBody, Message, Ping, Pong, Routed, RoutedBody};
+use crate::rng::Rng;
+use crate::route::Route;
+use crate::time::{Instant, Now};
+
+/// Most transmits queued between two drains; past it new transmits are dropped and counted
+/// (the peers recover through probing and gossip).
+pub const MAX_QUEUED_TRANSMITS: usize = 1 << 16;
+/// Most events queued between two drains; past it new events are dropped and counted.
+pub const MAX_QUEUED_EVENTS: usize = 1 << 12;
+
+/// Opaque id the runtime gives each TCP connection, so a reply can go back on the connection
+/// a packet came from (UNKNOWN_ID, wire.md §7.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConnectionId(pub u64);
+
+/// Where a transmit goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransmitTo {
+    /// To a node's URL (over the local node's outgoing connection to it).
+    Node {
+        /// The neighbour.
+        id: NodeId,
+        /// Its URL.
+        address: NodeAddress,
+    },
+    /// Back on the connection a packet arrived on.
+    Connection(ConnectionId),
+}
+
+/// A message for the runtime to encode and send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The cluster it belongs to (report a failure with it).
+    pub cluster: ClusterId,
+    /// Destination of this hop.
+    pub to: TransmitTo,
+    /// The message.
+    pub message: Message,
+}
+
+/// Something the application, MI or hooks may want to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `E_CLUSTERER_NODE_STATE_CHANGED`: a node became reachable (`up`) or unreachable.
+    NodeStateChanged {
+        /// Cluster.
+        cluster: ClusterId,
+        /// Node.
+        node: NodeId,
+        /// New reachability.
+        up: bool,
+    },
+    /// A routed message addressed to this node that the core does not consume itself
+    /// (GENERIC_MSG, MI_CMD, module packets, ...).
+    Received {
+        /// Cluster.
+        cluster: ClusterId,
+        /// Originator.
+        source: NodeId,
+        /// BIN version of the packet.
+        version: i16,
+        /// The body.
+        body: RoutedBody,
+    },
+}
+
+/// Why a received message was dropped. Every drop leaves the node's state unchanged except
+/// where the variant says otherwise; the Endpoint counts them by reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DropReason {
+    /// The source id is our own id.
+    OwnSource,
+    /// The cluster is not one of ours.
+    UnknownCluster,
+    /// The local node is disabled in that cluster.
+    LocalDisabled,
+    /// The source id is not a known node (and no discovery applies).
+    UnknownSource,
+    /// The source node is administratively disabled (its receive time was recorded).
+    SourceDisabled,
+    /// An update older than the stored (seq, timestamp) (wire.md §8).
+    StaleUpdate,
+    /// An LS_UPDATE about a node we do not know.
+    UnknownNeighbour,
+    /// A node could not be learned: the cluster already holds 128 other nodes.
+    ClusterFull,
+    /// A node could not be learned: its URL does not parse.
+    BadUrl,
+    /// The message type is not handled from this source in this mode (e.g. NODE_DESCRIPTION
+    /// or REMOVE_NODE with `db_mode = 1`).
+    NotApplicable,
+    /// A packet to relay names a destination we do not know.
+    UnknownDestination,
+    /// A packet to relay arrived while rerouting is disabled.
+    ReroutingDisabled,
+    /// A packet to relay has no route to its destination.
+    NoRoute,
+}
+
+impl DropReason {
+    /// Every reason, for counters.
+    pub const ALL: [DropReason; 13] = [
+        DropReason::OwnSource,
+        DropReason::UnknownCluster,
+        DropReason::LocalDisabled,
+        DropReason::UnknownSource,
+        DropReason::SourceDisabled,
+        DropReason::StaleUpdate,
+        DropReason::UnknownNeighbour,
+        DropReason::ClusterFull,
+        DropReason::BadUrl,
+        DropReason::NotApplicable,
+        DropReason::UnknownDestination,
+        DropReason::ReroutingDisabled,
+        DropReason::NoRoute,
+    ];
+
+    /// A short snake_case name for metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::OwnSource => "own_source",
+            DropReason::UnknownCluster => "unknown_cluster",
+            DropReason::LocalDisabled => "local_disabled",
+            DropReason::UnknownSource => "unknown_source",
+            DropReason::SourceDisabled => "source_disabled",
+            DropReason::StaleUpdate => "stale_update",
+            DropReason::UnknownNeighbour => "unknown_neighbour",
+            DropReason::ClusterFull => "cluster_full",
+            DropReason::BadUrl => "bad_url",
+            DropReason::NotApplicable => "not_applicable",
+            DropReason::UnknownDestination => "unknown_destination",
+            DropReason::ReroutingDisabled => "rerouting_disabled",
+            DropReason::NoRoute => "no_route",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Settings derived from the configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub my_id: NodeId,
+    pub db_mode: DbMode,
+    pub timers: Timers,
+    pub link: LinkTimers,
+    pub heartbeat_ms: u64,
+    pub rerouting: bool,
+}
+
+/// The bounded output queues.
+#[derive(Debug, Default)]
+pub(crate) struct Outputs {
+    pub transmits: VecDeque<Transmit>,
+    pub events: VecDeque<Event>,
+    pub dropped_transmits: u64,
+    pub dropped_events: u64,
+}
+
+impl Outputs {
+    pub(crate) fn transmit(&mut self, t: Transmit) {
+        if self.transmits.len() < MAX_QUEUED_TRANSMITS {
+            self.transmits.push_back(t);
+        } else {
+            self.dropped_transmits += 1;
+        }
+    }
+
+    pub(crate) fn event(&mut self, e: Event) {
+        if self.events.len() < MAX_QUEUED_EVENTS {
+            self.events.push_back(e);
+        } else {
+            self.dropped_events += 1;
+        }
+    }
+}
+
+/// The per-call context handed to the cluster-level procedures.
+pub(crate) struct Ctx<'a> {
+    pub now: Now,
+    pub s: &'a Settings,
+    pub out: &'a mut Outputs,
+}
+
+/// Node statistics (behaviour.md §14).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// `clusterer_nodes`: other-node entries over all clusters.
+    pub nodes: u64,
+    /// `clusterer_nodes_up`: those whose direct link is UP.
+    pub nodes_up: u64,
+    /// `clusterer_nodes_down`: the rest.
+    pub nodes_down: u64,
+    /// Transmits dropped because the queue was full.
+    pub dropped_transmits: u64,
+    /// Events dropped because the queue was full.
+    pub dropped_events: u64,
+}
+
+/// The local node: every cluster it is a member of, and the output queues.
+#[derive(Debug)]
+pub struct Node {
+    pub(crate) s: Settings,
+    pub(crate) clusters: Vec<Cluster>,
+    pub(crate) out: Outputs,
+    pub(crate) rng: Rng,
+    pub(crate) next_heartbeat: Instant,
+}
+
+impl Node {
+    /// Builds the node from a validated configuration. Every peer starts in RESTART_PINGING;
+    /// the first heartbeat tick is one period after `now`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] from [`Config::validate`].
+    pub fn new(config: Config, now: Now, seed: u64) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let s = Settings {
+            my_id: config.node_id,
+            db_mode: config.db_mode,
+            timers: config.timers,
+            link: LinkTimers::from(&config.timers),
+            heartbeat_ms: config.timers.heartbeat_ms(),
+            rerouting: config.enable_rerouting,
+        };
+        let mut clusters = Vec::with_capacity(config.clusters.len());
+        for c in &config.clusters {
+            let bad_url = |node, reason| ConfigError::BadUrl {
+                cluster: c.id,
+                node,
+                reason,
+            };
+            let address = NodeAddress::parse(&c.local.url).map_err(|r| bad_url(c.local.id, r))?;
+            let local = LocalNode {
+                id: c.local.id,
+                db_id: c.local.db_id,
+                url: c.local.url.clone(),
+                address,
+                sip_addr: c.local.sip_addr.clone(),
+                description: c.local.description.clone(),
+                priority: c.local.priority,
+                no_ping_retries: c.local.no_ping_retries,
+                seed: c.local.seed,
+                enabled: c.local.enabled,
+                ls: Default::default(),
+                top: Default::default(),
+                cap: Default::default(),
+                adjacency: Vec::new(),
+            };
+            let mut cluster = Cluster::new(c.id, local);
+            for n in &c.nodes {
+                let address = NodeAddress::parse(&n.url).map_err(|r| bad_url(n.id, r))?;
+                // The node list is built by prepending (behaviour.md §1.2).
+                cluster.nodes.insert(0, RemoteNode::from_config(n, address));
+            }
+            clusters.push(cluster);
+        }
+        Ok(Node {
+            next_heartbeat: now.instant.plus(s.heartbeat_ms),
+            s,
+            clusters,
+            out: Outputs::default(),
+            rng: Rng::new(seed),
+        })
+    }
+
+    /// The local node id.
+    pub fn id(&self) -> NodeId {
+        self.s.my_id
+    }
+
+    /// `db_mode`.
+    pub fn db_mode(&self) -> DbMode {
+        self.s.db_mode
+    }
+
+    /// The timer parameters.
+    pub fn timers(&self) -> &Timers {
+        &self.s.timers
+    }
+
+    /// Whether relaying and multi-hop routes are enabled.
+    pub fn rerouting_enabled(&self) -> bool {
+        self.s.rerouting
+    }
+
+    /// Every cluster, in configuration order.
+    pub fn clusters(&self) -> &[Cluster] {
+        &self.clusters
+    }
+
+    /// One cluster.
+    pub fn cluster(&self, id: ClusterId) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.id == id)
+    }
+
+    /// The next hop toward `dest`: the destination itself over a direct UP link, a
+    /// neighbour on a shortest path, or `None` when unreachable (or unknown).
+    pub fn next_hop(&mut self, cluster: ClusterId, dest: NodeId) -> Option<NodeId> {
+        self.route(cluster, dest).map(|r| r.next_hop)
+    }
+
+    /// The route toward `dest` (next hop and hop count).
+    pub fn route(&mut self, cluster: ClusterId, dest: NodeId) -> Option<Route> {
+        let rerouting = self.s.rerouting;
+        let c = self.clusters.iter_mut().find(|c| c.id == cluster)?;
+        c.refresh_routes();
+        c.cached_route(dest, rerouting)
+    }
+
+    /// Statistics, computed on read.
+    pub fn stats(&self) -> Stats {
+        let nodes = self
+            .clusters
+            .iter()
+            .map(|c| c.nodes.len() as u64)
+            .sum::<u64>();
+        let nodes_up = self
+            .clusters
+            .iter()
+            .flat_map(|c| c.nodes.iter())
+            .filter(|n| n.link.state() == LinkState::Up)
+            .count() as u64;
+        Stats {
+            nodes,
+            nodes_up,
+            nodes_down: nodes - nodes_up,
+            dropped_transmits: self.out.dropped_transmits,
+            dropped_events: self.out.dropped_events,
+        }
+    }
+
+    /// Whether a packet claiming `source` in `cluster` may come from `ip`: the IP must be
+    /// the URL address of some known node of the cluster (wire.md §9 rule 5; the receiver's
+    /// own URL does not count). `false` for an unknown cluster.
+    pub fn source_ip_allowed(&self, cluster: ClusterId, ip: core::net::IpAddr) -> bool {
+        self.cluster(cluster).is_some_and(|c| c.is_member_ip(ip))
+    }
+
+    /// A new exchange tag for a GENERIC_MSG request: `<cluster>-<node>-` followed by 24
+    /// random characters from `A–Z a–z 0–9` (behaviour.md §11; any length of ids is fine,
+    /// quirk #18 fixed). Receivers treat tags as opaque.
+    pub fn generate_tag(&mut self, cluster: ClusterId) -> alloc::string::String {
+        const CHARSET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let mut tag = format!("{}-{}-", cluster, self.s.my_id);
+        for _ in 0..24 {
+            let i = self.rng.below(CHARSET.len() as u64) as usize;
+            tag.push(char::from(CHARSET[i]));
+        }
+        tag
+    }
+
+    /// The next transmit to encode and send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(self.next_heartbeat)
+    }
+
+    /// Runs the timers that are due: the heartbeat evaluates the link rules of every enabled
+    /// node in every cluster where the local node is enabled. Early or repeated calls are
+    /// no-ops.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if now.instant < self.next_heartbeat {
+            return;
+        }
+        let period = self.s.heartbeat_ms;
+        // Catch up without bursts: the next tick is one period after the one due.
+        let late = now.instant.since(self.next_heartbeat);
+        self.next_heartbeat = self.next_heartbeat.plus((late / period + 1) * period);
+        let Node {
+            s, clusters, out, ..
+        } = self;
+        let mut ctx = Ctx { now, s, out };
+        for c in clusters.iter_mut() {
+            if !c.local.enabled {
+                continue;
+            }
+            let ids: Vec<NodeId> = c.nodes.iter().filter(|n| n.enabled).map(|n| n.id).collect();
+            for id in ids {
+                ctx.tick_link(c, id);
+            }
+            ctx.process_node_events(c);
+        }
+    }
+
+    /// Handles a decoded packet that arrived on `connection`. The caller has already
+    /// applied the source-IP check ([`Node::source_ip_allowed`]) for known sources.
+    ///
+    /// # Errors
+    /// [`DropReason`] when the packet was ignored; count it.
+    pub fn handle_message(
+        &mut self,
+        now: Now,
+        connection: ConnectionId,
+        message: Message,
+    ) -> Result<(), DropReason> {
+        let Node {
+            s, clusters, out, ..
+        } = self;
+        let mut ctx = Ctx { now, s, out };
+        if message.source() == ctx.s.my_id {
+            return Err(DropReason::OwnSource);
+        }
+        let cluster_id = message.cluster();
+        let c = clusters
+            .iter_mut()
+            .find(|c| c.id == cluster_id)
+            .ok_or(DropReason::UnknownCluster)?;
+        if !c.local.enabled {
+            return Err(DropReason::LocalDisabled);
+        }
+        let result = match message {
+            Message::Internal(m) => ctx.handle_internal(c, connection, m),
+            Message::Routed(m) => ctx.handle_routed(c, m),
+        };
+        ctx.process_node_events(c);
+        result
+    }
+
+    /// The transport could not send `message` (a transmit to `node` in `cluster`): a PING
+    /// takes its rule's "fails" branch, anything else restarts probing of that node (the
+    /// link-down procedure runs if it was UP). A routed message is then re-routed over the
+    /// new topology when another hop exists.
+    pub fn handle_send_failed(
+        &mut self,
+        now: Now,
+        cluster: ClusterId,
+        node: NodeId,
+        message: Option<Message>,
+    ) {
+        let Node {
+            s, clusters, out, ..
+        } = self;
+        let mut ctx = Ctx { now, s, out };
+        let Some(c) = clusters.iter_mut().find(|c| c.id == cluster) else {
+            return;
+        };
+        let Some(n) = c.node_mut(node) else { return };
+        let is_ping = matches!(
+            &message,
+            Some(Message::Internal(Internal {
+                body: InternalBody::Ping(_),
+                ..
+            }))
+        );
+        let transition = if is_ping {
+            n.link.handle_ping_send_failed()
+        } else {
+            n.link.set_state(LinkState::RestartPinging)
+        };
+        if let Some(t) = transition {
+            ctx.after_transition(c, node, t, true);
+        }
+        if let Some(Message::Routed(m)) = message
+            && m.trailer.destination != ctx.s.my_id
+        {
+            // Retry over the new topology; without a hop the packet is lost (counted by
+            // the caller through the dropped send).
+            let _ = ctx.send_routed(c, m);
+        }
+        ctx.process_node_events(c);
+    }
+}
+
+impl Ctx<'_> {
+    /// Applies the heartbeat rules to one link.
+    pub(crate) fn tick_link(&mut self, c: &mut Cluster, id: NodeId) {
+        let link_timers = self.s.link;
+        let Some(n) = c.node_mut(id) else { return };
+        let retries = n.no_ping_retries;
+        let outcome = n.link.handle_tick(self.now.instant, &link_timers, retries);
+        if let Some(req_node_list) = outcome.ping {
+            self.send_internal(c, id, InternalBody::Ping(Ping { req_node_list }));
+        }
+        if let Some(t) = outcome.transition {
+            self.after_transition(c, id, t, true);
+        }
+    }
+
+    /// Runs the link-up or link-down procedure a transition calls for.
+    pub(crate) fn after_transition(
+        &mut self,
+        c: &mut Cluster,
+        id: NodeId,
+        t: Transition,
+        announce_down: bool,
+    ) {
+        if t.is_link_up() {
+            self.link_up(c, id);
+        } else if t.is_link_down() {
+            self.link_down(c, id, announce_down);
+        }
+    }
+
+    /// Sets a link's state through the race-guarded setter and runs the procedures.
+    pub(crate) fn set_link(&mut self, c: &mut Cluster, id: NodeId, to: LinkState) {
+        let Some(n) = c.node_mut(id) else { return };
+        if let Some(t) = n.link.set_state(to) {
+            self.after_transition(c, id, t, true);
+        }
+    }
+
+    /// Link-up procedure (behaviour.md §3.4); the link state is already UP.
+    pub(crate) fn link_up(&mut self, c: &mut Cluster, id: NodeId) {
+        if !c.local.adjacency.contains(&id) {
+            c.local.adjacency.insert(0, id);
+            c.bump_topology();
+        }
+        self.refresh_reachability(c);
+        self.send_ls_update(c, id, crate::message::LinkUpdate::Up);
+        self.send_full_top_update(c, id);
+    }
+
+    /// Link-down procedure (behaviour.md §3.5); the link state has already left UP.
+    pub(crate) fn link_down(&mut self, c: &mut Cluster, id: NodeId, announce: bool) {
+        let before = c.local.adjacency.len();
+        c.local.adjacency.retain(|&a| a != id);
+        if c.local.adjacency.len() != before {
+            c.bump_topology();
+        }
+        self.refresh_reachability(c);
+        if announce {
+            self.send_ls_update(c, id, crate::message::LinkUpdate::Down);
+        }
+    }
+
+    /// Recomputes routes and queues a reachability event for every node whose reachability
+    /// flipped (behaviour.md §6: events follow reachability, not every link change).
+    pub(crate) fn refresh_reachability(&mut self, c: &mut Cluster) {
+        c.refresh_routes();
+        let rerouting = self.s.rerouting;
+        let mut flips = Vec::new();
+        for n in &c.nodes {
+            let now_reachable = c.cached_route(n.id, rerouting).is_some();
+            if now_reachable != n.reachable {
+                flips.push((n.id, now_reachable));
+            }
+        }
+        for (id, up) in flips {
+            if let Some(n) = c.node_mut(id) {
+                n.reachable = up;
+            }
+            c.pending_node_events.push((id, up));
+        }
+    }
+
+    /// Processes queued reachability changes in the order they happened (both an UP and a
+    /// DOWN of one node are processed: quirk #27 fixed; each cluster is processed on its
+    /// own: quirk #5 fixed).
+    pub(crate) fn process_node_events(&mut self, c: &mut Cluster) {
+        let pending = core::mem::take(&mut c.pending_node_events);
+        for (node, up) in pending {
+            let text = format!(
+                "Node [{node}], cluster [{}] is {}",
+                c.id,
+                if up { "UP" } else { "DOWN" }
+            );
+            c.node_states.push(self.now.unix_time, text);
+            self.out.event(Event::NodeStateChanged {
+                cluster: c.id,
+                node,
+                up,
+            });
+        }
+    }
+
+    /// Sends a `clusterer-internal` message directly to a neighbour's URL.
+    pub(crate) fn send_internal(&mut self, c: &Cluster, to: NodeId, body: InternalBody) {
+        let Some(n) = c.node(to) else { return };
+        let message = Message::Internal(Internal::new(c.id, self.s.my_id, body));
+        self.out.transmit(Transmit {
+            cluster: c.id,
+            to: TransmitTo::Node {
+                id: to,
+                address: n.address,
+            },
+            message,
+        });
+    }
+
+    /// Sends a routed message toward its trailer destination: directly when the link is
+    /// UP, else through the next hop. Returns `false` when there is no hop.
+    pub(crate) fn send_routed(&mut self, c: &mut Cluster, m: Routed) -> bool {
+        c.refresh_routes();
+        let Some(route) = c.cached_route(m.trailer.destination, self.s.rerouting) else {
+            return false;
+        };
+        let Some(hop) = c.node_mut(route.next_hop) else {
+            return false;
+        };
+        hop.link.record_sent(self.now.instant);
+        let address = hop.address;
+        self.out.transmit(Transmit {
+            cluster: c.id,
+            to: TransmitTo::Node {
+                id: route.next_hop,
+                address,
+            },
+            message: Message::Routed(m),
+        });
+        true
+    }
+
+    fn handle_internal(
+        &mut self,
+        c: &mut Cluster,
+        connection: ConnectionId,
+        m: Internal,
+    ) -> Result<(), DropReason> {
+        let source = m.source;
+        let Some(n) = c.node_mut(source) else {
+            return self.handle_unknown_source(c, connection, m);
+        };
+        // A PONG records its receive time itself, after its own check (§3.3).
+        if !n.enabled || !matches!(m.body, InternalBody::Pong(_)) {
+            n.link.record_received(self.now.instant);
+        }
+        if !n.enabled {
+            return Err(DropReason::SourceDisabled);
+        }
+        match m.body {
+            InternalBody::Ping(p) => {
+                self.handle_ping(c, source, p);
+                Ok(())
+            }
+            InternalBody::Pong(p) => {
+                self.handle_pong(c, source, p);
+                Ok(())
+            }
+            InternalBody::LsUpdate(u) => self.handle_ls_update(c, source, u),
+            InternalBody::FullTopUpdate(u) => self.handle_full_top_update(c, source, u),
+            InternalBody::UnknownId => {
+                self.handle_unknown_id(c, source);
+                Ok(())
+            }
+            // A description from a known node is ignored and not re-flooded.
+            InternalBody::NodeDescription(_) => Ok(()),
+            InternalBody::CapUpdate(u) => self.handle_cap_update(c, source, u),
+        }
+    }
+
+    fn handle_ping(&mut self, c: &mut Cluster, source: NodeId, ping: Ping) {
+        let nodes = if ping.req_node_list {
+            c.nodes
+                .iter()
+                .map(|n| n.id)
+                .filter(|&id| id != source)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.send_internal(c, source, InternalBody::Pong(Pong { nodes }));
+        if c.node(source)
+            .is_some_and(|n| n.link.state() == LinkState::Down)
+        {
+            // Rule 0 right away: the node is back.
+            self.set_link(c, source, LinkState::RestartPinging);
+            self.tick_link(c, source);
+        }
+    }
+
+    fn handle_pong(&mut self, c: &mut Cluster, source: NodeId, pong: Pong) {
+        let timers = self.s.link;
+        let now = self.now.instant;
+        let Some(n) = c.node_mut(source) else { return };
+        n.pong_list = pong.nodes;
+        if n.link.handle_pong(now, &timers) {
+            self.link_up(c, source);
+        }
+    }
+
+    fn handle_routed(&mut self, c: &mut Cluster, m: Routed) -> Result<(), DropReason> {
+        let source = m.trailer.source;
+        let Some(n) = c.node_mut(source) else {
+            return Err(DropReason::UnknownSource);
+        };
+        n.link.record_received(self.now.instant);
+        if !n.enabled {
+            return Err(DropReason::SourceDisabled);
+        }
+        if n.link.state() == LinkState::Down {
+            // Traffic from a node we think is down: probe it again now.
+            self.set_link(c, source, LinkState::RestartPinging);
+        }
+        if m.trailer.destination != self.s.my_id {
+            return self.relay(c, m);
+        }
+        match m.body {
+            RoutedBody::RemoveNode(r) => self.handle_remove_node(c, source, r.node),
+            body => {
+                self.out.event(Event::Received {
+                    cluster: c.id,
+                    source,
+                    version: m.version,
+                    body,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Forwards a routed packet not addressed to us (wire.md §10). Relaying follows
+    /// `enable_rerouting` for clusterer-extra and module packets alike (quirk #3 fixed).
+    fn relay(&mut self, c: &mut Cluster, m: Routed) -> Result<(), DropReason> {
+        if !self.s.rerouting {
+            return Err(DropReason::ReroutingDisabled);
+        }
+        if c.node(m.trailer.destination).is_none() {
+            return Err(DropReason::UnknownDestination);
+        }
+        if self.send_routed(c, m) {
+            Ok(())
+        } else {
+            Err(DropReason::NoRoute)
+        }
+    }
+}

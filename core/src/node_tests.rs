@@ -1,0 +1,989 @@
+//! Node-level unit tests: the event-driven transitions of behaviour.md §3.3, the link-up
+//! and link-down procedures (§3.4, §3.5), gossip (§4), routing (§5), events (§6), admin (§7)
+//! and discovery (§8), each driven through the public surface.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::config::{ClusterConfig, Config, DbMode, NodeConfig};
+use crate::id::{ClusterId, NodeId};
+use crate::link::LinkState;
+use crate::message::*;
+use crate::node::{ConnectionId, DropReason, Event, Node, Transmit, TransmitTo};
+use crate::send::SendStatus;
+use crate::time::Now;
+
+fn n(i: u32) -> NodeId {
+    NodeId::new(i).unwrap()
+}
+
+const C1: ClusterId = match ClusterId::new(1) {
+    Some(c) => c,
+    None => panic!(),
+};
+
+fn url(i: u32) -> String {
+    alloc::format!("bin:127.0.{}.{}:5566", i / 256, i % 256)
+}
+
+fn at(ms: u64) -> Now {
+    Now::new(ms, 1_800_000_000 + (ms / 1000) as i64)
+}
+
+/// Node `me` with peers `peers`, discovery mode unless stated.
+fn node_with(me: u32, peers: &[u32], db_mode: DbMode) -> Node {
+    let mut cfg = Config::new(n(me), db_mode);
+    cfg.clusters.push(ClusterConfig {
+        id: C1,
+        local: NodeConfig::new(n(me), url(me)),
+        nodes: peers
+            .iter()
+            .map(|&p| NodeConfig::new(n(p), url(p)))
+            .collect(),
+    });
+    Node::new(cfg, at(0), 7).unwrap()
+}
+
+fn drain(node: &mut Node) -> Vec<Transmit> {
+    core::iter::from_fn(|| node.poll_transmit()).collect()
+}
+
+fn events(node: &mut Node) -> Vec<Event> {
+    core::iter::from_fn(|| node.poll_event()).collect()
+}
+
+fn internal(src: u32, body: InternalBody) -> Message {
+    Message::Internal(Internal::new(C1, n(src), body))
+}
+
+fn sent_to(ts: &[Transmit], to: u32) -> Vec<&InternalBody> {
+    ts.iter()
+        .filter(|t| matches!(t.to, TransmitTo::Node { id, .. } if id == n(to)))
+        .filter_map(|t| match &t.message {
+            Message::Internal(m) => Some(&m.body),
+            Message::Routed(_) => None,
+        })
+        .collect()
+}
+
+fn link(node: &Node, peer: u32) -> LinkState {
+    node.cluster(C1)
+        .unwrap()
+        .node(n(peer))
+        .unwrap()
+        .link_state()
+}
+
+const CONN: ConnectionId = ConnectionId(9);
+
+/// Brings the link to `peer` UP: first tick pings, the PONG completes it.
+fn bring_up(node: &mut Node, peer: u32, now: u64, pong_list: &[u32]) -> Vec<Transmit> {
+    let pong = Pong {
+        nodes: pong_list.iter().map(|&i| n(i)).collect(),
+    };
+    node.handle_message(at(now), CONN, internal(peer, InternalBody::Pong(pong)))
+        .unwrap();
+    drain(node)
+}
+
+#[test]
+fn first_tick_pings_every_peer_with_node_list_request() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(999));
+    assert!(drain(&mut node).is_empty(), "no tick before one period");
+    node.handle_timeout(at(1000));
+    let ts = drain(&mut node);
+    for peer in [2, 3] {
+        assert_eq!(
+            sent_to(&ts, peer),
+            [&InternalBody::Ping(Ping {
+                req_node_list: true
+            })]
+        );
+    }
+    assert_eq!(link(&node, 2), LinkState::Restarted);
+}
+
+#[test]
+fn ping_from_known_node_is_answered_with_the_other_known_nodes() {
+    let mut node = node_with(1, &[2, 3, 4], DbMode::Discovery);
+    node.handle_message(
+        at(10),
+        CONN,
+        internal(
+            2,
+            InternalBody::Ping(Ping {
+                req_node_list: true,
+            }),
+        ),
+    )
+    .unwrap();
+    let ts = drain(&mut node);
+    let InternalBody::Pong(p) = sent_to(&ts, 2)[0] else {
+        panic!()
+    };
+    let mut ids = p.nodes.clone();
+    ids.sort();
+    assert_eq!(ids, [n(3), n(4)], "all known except itself and the pinger");
+    node.handle_message(
+        at(20),
+        CONN,
+        internal(
+            2,
+            InternalBody::Ping(Ping {
+                req_node_list: false,
+            }),
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        sent_to(&drain(&mut node), 2),
+        [&InternalBody::Pong(Pong::default())]
+    );
+}
+
+#[test]
+fn ping_from_a_down_node_is_answered_then_probed_at_once() {
+    let mut node = node_with(1, &[2], DbMode::Discovery);
+    node.set_status(at(0), C1, Some(n(2)), false).unwrap();
+    node.set_status(at(0), C1, Some(n(2)), true).unwrap();
+    // Force DOWN through failed probing.
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    let ping = internal(
+        1,
+        InternalBody::Ping(Ping {
+            req_node_list: true,
+        }),
+    );
+    node.handle_send_failed(at(1001), C1, n(2), Some(ping.clone()));
+    for t in [2000, 3000, 4000] {
+        node.handle_timeout(at(t));
+        drain(&mut node);
+        node.handle_send_failed(at(t + 1), C1, n(2), Some(ping.clone()));
+    }
+    assert_eq!(link(&node, 2), LinkState::Down);
+    node.handle_message(
+        at(5000),
+        CONN,
+        internal(
+            2,
+            InternalBody::Ping(Ping {
+                req_node_list: true,
+            }),
+        ),
+    )
+    .unwrap();
+    let to2 = sent_to(&drain(&mut node), 2)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(matches!(to2[0], InternalBody::Pong(_)));
+    assert_eq!(
+        to2[1],
+        InternalBody::Ping(Ping {
+            req_node_list: true
+        })
+    );
+    assert_eq!(link(&node, 2), LinkState::Restarted);
+}
+
+#[test]
+fn link_up_sends_ls_update_to_others_and_full_topology_to_the_new_neighbour() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 3, 1005, &[]);
+    let ts = bring_up(&mut node, 2, 1010, &[3]);
+    // LS_UPDATE(2 UP) to 3 only.
+    let to3 = sent_to(&ts, 3);
+    let InternalBody::LsUpdate(u) = to3[0] else {
+        panic!("{to3:?}")
+    };
+    assert_eq!(
+        (u.neighbour, u.state, u.seq, u.path.as_slice()),
+        (n(2), LinkUpdate::Up, 0, &[n(1)][..])
+    );
+    // FULL_TOP_UPDATE to 2: me first (no description), then 3 without a description
+    // because 2's PONG listed it.
+    let to2 = sent_to(&ts, 2);
+    let InternalBody::FullTopUpdate(f) = to2[0] else {
+        panic!("{to2:?}")
+    };
+    assert_eq!(f.seq, 1, "second FULL_TOP_UPDATE sent");
+    assert_eq!(f.entries[0].node, n(1));
+    assert!(f.entries[0].description.is_none());
+    assert_eq!(f.entries[0].neighbours, [n(2), n(3)]);
+    assert_eq!(f.entries[0].ls_seq, 0);
+    assert_eq!(f.entries.len(), 2);
+    assert_eq!(f.entries[1].node, n(3));
+    assert!(f.entries[1].description.is_none());
+    // The first link-up had nobody else to tell: no LS_UPDATE, counter untouched until now.
+}
+
+#[test]
+fn full_topology_describes_nodes_the_destination_did_not_list() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    let ts = bring_up(&mut node, 2, 1005, &[]);
+    let InternalBody::FullTopUpdate(f) = sent_to(&ts, 2)[0] else {
+        panic!()
+    };
+    let d = f.entries[1].description.as_ref().unwrap();
+    assert_eq!(
+        (
+            f.entries[1].node,
+            d.url.as_str(),
+            d.priority,
+            d.no_ping_retries
+        ),
+        (n(3), "bin:127.0.0.3:5566", 50, 3)
+    );
+    assert_eq!((f.entries[1].ls_seq, f.entries[1].ls_timestamp), (-1, 0));
+}
+
+#[test]
+fn reachability_events_follow_paths_not_direct_links() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1005, &[]);
+    assert_eq!(
+        events(&mut node),
+        [Event::NodeStateChanged {
+            cluster: C1,
+            node: n(2),
+            up: true
+        }]
+    );
+    // 2 reports a link to 3: 3 becomes reachable through 2.
+    let u = LsUpdate {
+        seq: 0,
+        timestamp: 5,
+        neighbour: n(3),
+        state: LinkUpdate::Up,
+        path: vec![n(2)],
+    };
+    node.handle_message(at(1100), CONN, internal(2, InternalBody::LsUpdate(u)))
+        .unwrap();
+    assert_eq!(
+        events(&mut node),
+        [Event::NodeStateChanged {
+            cluster: C1,
+            node: n(3),
+            up: true
+        }]
+    );
+    assert_eq!(node.next_hop(C1, n(3)), Some(n(2)));
+    // A direct link to 3 coming up changes the next hop but raises no event.
+    bring_up(&mut node, 3, 1200, &[]);
+    assert!(events(&mut node).is_empty());
+    assert_eq!(node.next_hop(C1, n(3)), Some(n(3)));
+    let reports: Vec<_> = node
+        .cluster(C1)
+        .unwrap()
+        .node_state_reports()
+        .iter()
+        .map(|r| r.text.clone())
+        .collect();
+    assert_eq!(
+        reports,
+        ["Node [2], cluster [1] is UP", "Node [3], cluster [1] is UP"]
+    );
+}
+
+#[test]
+fn stale_ls_update_is_dropped_and_not_flooded() {
+    let mut node = node_with(1, &[2, 3, 4], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    bring_up(&mut node, 4, 1002, &[]);
+    let u = LsUpdate {
+        seq: 3,
+        timestamp: 5,
+        neighbour: n(3),
+        state: LinkUpdate::Up,
+        path: vec![n(2)],
+    };
+    node.handle_message(
+        at(1100),
+        CONN,
+        internal(2, InternalBody::LsUpdate(u.clone())),
+    )
+    .unwrap();
+    let flooded = drain(&mut node);
+    let InternalBody::LsUpdate(f) = sent_to(&flooded, 4)[0] else {
+        panic!()
+    };
+    assert_eq!(f.path, [n(2), n(1)], "path extended with our id");
+    assert!(sent_to(&flooded, 2).is_empty(), "never back into the path");
+    assert_eq!(
+        node.handle_message(at(1200), CONN, internal(2, InternalBody::LsUpdate(u))),
+        Err(DropReason::StaleUpdate)
+    );
+    assert!(drain(&mut node).is_empty());
+}
+
+#[test]
+fn updates_with_long_paths_are_applied_but_not_flooded() {
+    let mut node = node_with(1, &[2, 3, 4], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    bring_up(&mut node, 4, 1002, &[]);
+    let mut path = vec![n(2); MAX_WIRE_PATH_LEN];
+    path[0] = n(2);
+    let u = LsUpdate {
+        seq: 1,
+        timestamp: 5,
+        neighbour: n(3),
+        state: LinkUpdate::Up,
+        path,
+    };
+    node.handle_message(at(1100), CONN, internal(2, InternalBody::LsUpdate(u)))
+        .unwrap();
+    assert!(drain(&mut node).is_empty());
+    assert_eq!(
+        node.cluster(C1).unwrap().node(n(2)).unwrap().adjacency(),
+        [n(3)]
+    );
+}
+
+#[test]
+fn ls_update_saying_down_while_my_link_is_up_restarts_probing() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    bring_up(&mut node, 3, 1002, &[]);
+    let u = LsUpdate {
+        seq: 0,
+        timestamp: 5,
+        neighbour: n(1),
+        state: LinkUpdate::Down,
+        path: vec![n(2)],
+    };
+    node.handle_message(at(1100), CONN, internal(2, InternalBody::LsUpdate(u)))
+        .unwrap();
+    assert_eq!(link(&node, 2), LinkState::RestartPinging);
+    let ts = drain(&mut node);
+    let InternalBody::LsUpdate(d) = sent_to(&ts, 3)[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (d.neighbour, d.state),
+        (n(2), LinkUpdate::Down),
+        "link-down procedure ran"
+    );
+}
+
+#[test]
+fn full_top_update_listing_me_while_down_restarts_probing() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    node.set_status(at(1002), C1, Some(n(3)), false).unwrap();
+    node.set_status(at(1003), C1, Some(n(3)), true).unwrap();
+    // Drive 3 to DOWN: never answers, retries 3.
+    for t in [2000, 3000, 4000, 5000, 6000] {
+        node.handle_timeout(at(t));
+        drain(&mut node);
+        node.handle_message(
+            at(t),
+            CONN,
+            internal(2, InternalBody::Pong(Pong::default())),
+        )
+        .ok();
+    }
+    assert_eq!(link(&node, 3), LinkState::Down);
+    let f = FullTopUpdate {
+        seq: 0,
+        timestamp: 9,
+        entries: vec![TopologyEntry {
+            node: n(3),
+            description: None,
+            ls_seq: 0,
+            ls_timestamp: 9,
+            neighbours: vec![n(1)],
+        }],
+        path: vec![n(2)],
+    };
+    node.handle_message(at(6100), CONN, internal(2, InternalBody::FullTopUpdate(f)))
+        .unwrap();
+    assert_eq!(link(&node, 3), LinkState::RestartPinging);
+}
+
+#[test]
+fn full_top_update_replaces_adjacency_but_keeps_links_to_the_originator() {
+    let mut node = node_with(1, &[2, 3, 4], DbMode::Database);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    let f = FullTopUpdate {
+        seq: 0,
+        timestamp: 9,
+        entries: vec![
+            TopologyEntry {
+                node: n(2),
+                description: None,
+                ls_seq: 4,
+                ls_timestamp: 9,
+                neighbours: vec![n(1), n(3)],
+            },
+            TopologyEntry {
+                node: n(3),
+                description: None,
+                ls_seq: 2,
+                ls_timestamp: 9,
+                neighbours: vec![n(2), n(4)],
+            },
+        ],
+        path: vec![n(2)],
+    };
+    node.handle_message(at(1100), CONN, internal(2, InternalBody::FullTopUpdate(f)))
+        .unwrap();
+    let c = node.cluster(C1).unwrap();
+    assert_eq!(c.node(n(2)).unwrap().adjacency(), [n(3)]);
+    assert_eq!(c.node(n(3)).unwrap().adjacency(), [n(4), n(2)]);
+    assert_eq!(c.node(n(3)).unwrap().ls_stamp().seq, 2);
+    assert_eq!(
+        node.route(C1, n(4)).map(|r| (r.next_hop, r.hops)),
+        Some((n(2), 3))
+    );
+    // A later update from 2 says 3 only links to 2: 3→4 goes, 3→2 (the originator) stays.
+    let f = FullTopUpdate {
+        seq: 1,
+        timestamp: 9,
+        entries: vec![TopologyEntry {
+            node: n(3),
+            description: None,
+            ls_seq: 3,
+            ls_timestamp: 9,
+            neighbours: vec![],
+        }],
+        path: vec![n(2)],
+    };
+    node.handle_message(at(1200), CONN, internal(2, InternalBody::FullTopUpdate(f)))
+        .unwrap();
+    assert_eq!(
+        node.cluster(C1).unwrap().node(n(3)).unwrap().adjacency(),
+        [n(2)]
+    );
+    assert_eq!(node.next_hop(C1, n(4)), None);
+}
+
+#[test]
+fn transport_error_on_a_non_ping_send_restarts_probing_and_tears_down() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    bring_up(&mut node, 3, 1002, &[]);
+    let lsu = internal(1, InternalBody::UnknownId);
+    node.handle_send_failed(at(1100), C1, n(2), Some(lsu));
+    assert_eq!(link(&node, 2), LinkState::RestartPinging);
+    let ts = drain(&mut node);
+    let InternalBody::LsUpdate(d) = sent_to(&ts, 3)[0] else {
+        panic!()
+    };
+    assert_eq!((d.neighbour, d.state), (n(2), LinkUpdate::Down));
+}
+
+#[test]
+fn silent_peer_goes_down_after_retries_and_raises_node_down() {
+    let mut node = node_with(1, &[2], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    bring_up(&mut node, 2, 1001, &[]);
+    events(&mut node);
+    // Keep-alive at 5 s, then rule 2 at 6 s (link-down: 2 is unreachable now).
+    node.handle_timeout(at(5000));
+    assert_eq!(
+        sent_to(&drain(&mut node), 2),
+        [&InternalBody::Ping(Ping {
+            req_node_list: false
+        })]
+    );
+    node.handle_timeout(at(6000));
+    assert_eq!(link(&node, 2), LinkState::Retrying);
+    assert_eq!(
+        events(&mut node),
+        [Event::NodeStateChanged {
+            cluster: C1,
+            node: n(2),
+            up: false
+        }]
+    );
+    for t in [7000, 8000, 9000] {
+        node.handle_timeout(at(t));
+    }
+    assert_eq!(link(&node, 2), LinkState::Down);
+    // Re-probed node_timeout after the last ping (sent at 8 s).
+    drain(&mut node);
+    node.handle_timeout(at(67_000));
+    assert!(drain(&mut node).is_empty());
+    node.handle_timeout(at(68_000));
+    assert_eq!(
+        sent_to(&drain(&mut node), 2),
+        [&InternalBody::Ping(Ping {
+            req_node_list: true
+        })]
+    );
+}
+
+#[test]
+fn routed_traffic_from_a_down_node_restarts_probing() {
+    let mut node = node_with(1, &[2], DbMode::Discovery);
+    node.set_status(at(0), C1, Some(n(2)), false).unwrap();
+    node.set_status(at(0), C1, Some(n(2)), true).unwrap();
+    let c = node.clusters.iter_mut().next().unwrap();
+    c.node_mut(n(2)).unwrap().link.set_state(LinkState::Down);
+    let m = Message::Routed(Routed::new(
+        Trailer {
+            cluster: C1,
+            source: n(2),
+            destination: n(1),
+        },
+        RoutedBody::ShtagActive(ShtagActive { tag: "vip".into() }),
+    ));
+    node.handle_message(at(10), CONN, m).unwrap();
+    assert_eq!(link(&node, 2), LinkState::RestartPinging);
+    assert!(matches!(events(&mut node)[..], [Event::Received { .. }]));
+}
+
+#[test]
+fn unknown_id_is_answered_with_our_description_and_restarts_probing() {
+    let mut node = node_with(1, &[2], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    node.handle_message(at(1001), CONN, internal(2, InternalBody::UnknownId))
+        .unwrap();
+    let ts = drain(&mut node);
+    let InternalBody::NodeDescription(d) = sent_to(&ts, 2)[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (d.info.url.as_str(), d.info.priority, d.path.as_slice()),
+        ("bin:127.0.0.1:5566", 50, &[n(1)][..])
+    );
+    assert_eq!(link(&node, 2), LinkState::RestartPinging);
+}
+
+#[test]
+fn ping_from_unknown_node_gets_unknown_id_on_its_connection() {
+    let mut node = node_with(1, &[], DbMode::Discovery);
+    node.handle_message(
+        at(5),
+        ConnectionId(77),
+        internal(
+            9,
+            InternalBody::Ping(Ping {
+                req_node_list: true,
+            }),
+        ),
+    )
+    .unwrap();
+    let ts = drain(&mut node);
+    assert_eq!(ts.len(), 1);
+    assert_eq!(ts[0].to, TransmitTo::Connection(ConnectionId(77)));
+    assert_eq!(ts[0].message, internal(1, InternalBody::UnknownId));
+    let mut db = node_with(1, &[], DbMode::Database);
+    let r = db.handle_message(
+        at(5),
+        CONN,
+        internal(
+            9,
+            InternalBody::Ping(Ping {
+                req_node_list: true,
+            }),
+        ),
+    );
+    assert_eq!(r, Err(DropReason::UnknownSource));
+}
+
+#[test]
+fn node_description_from_unknown_node_is_learned_and_flooded() {
+    let mut node = node_with(1, &[2], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    let d = NodeDescription {
+        info: NodeInfo {
+            url: "bin:127.0.0.9:5566".into(),
+            sip_addr: String::new(),
+            priority: 3,
+            no_ping_retries: 2,
+        },
+        path: vec![n(9)],
+    };
+    node.handle_message(
+        at(1100),
+        CONN,
+        internal(9, InternalBody::NodeDescription(d)),
+    )
+    .unwrap();
+    let c = node.cluster(C1).unwrap();
+    let learned = c.node(n(9)).unwrap();
+    assert_eq!(
+        (
+            learned.priority(),
+            learned.no_ping_retries(),
+            learned.db_id()
+        ),
+        (3, 2, None)
+    );
+    assert_eq!(learned.link_state(), LinkState::RestartPinging);
+    assert_eq!(c.nodes()[0].id(), n(9), "most recently learned first");
+    let ts = drain(&mut node);
+    let InternalBody::NodeDescription(f) = sent_to(&ts, 2)[0] else {
+        panic!()
+    };
+    assert_eq!(f.path, [n(9), n(1)]);
+}
+
+#[test]
+fn full_top_update_teaches_described_nodes_in_discovery_mode_only() {
+    for (mode, learns) in [(DbMode::Discovery, true), (DbMode::Database, false)] {
+        let mut node = node_with(1, &[2], mode);
+        node.handle_timeout(at(1000));
+        drain(&mut node);
+        bring_up(&mut node, 2, 1001, &[]);
+        let info = NodeInfo {
+            url: url(5),
+            sip_addr: String::new(),
+            priority: 50,
+            no_ping_retries: 3,
+        };
+        let f = FullTopUpdate {
+            seq: 0,
+            timestamp: 1,
+            entries: vec![
+                TopologyEntry {
+                    node: n(2),
+                    description: None,
+                    ls_seq: 0,
+                    ls_timestamp: 1,
+                    neighbours: vec![n(1), n(5)],
+                },
+                TopologyEntry {
+                    node: n(5),
+                    description: Some(info),
+                    ls_seq: 0,
+                    ls_timestamp: 1,
+                    neighbours: vec![n(2)],
+                },
+            ],
+            path: vec![n(2)],
+        };
+        node.handle_message(at(1100), CONN, internal(2, InternalBody::FullTopUpdate(f)))
+            .unwrap();
+        assert_eq!(node.cluster(C1).unwrap().node(n(5)).is_some(), learns);
+        assert_eq!(node.next_hop(C1, n(5)).is_some(), learns);
+    }
+}
+
+#[test]
+fn clusters_past_128_nodes_refuse_new_nodes() {
+    let peers: Vec<u32> = (2..130).collect();
+    let mut node = node_with(1, &peers, DbMode::Discovery);
+    let d = NodeDescription {
+        info: NodeInfo {
+            url: url(200),
+            sip_addr: String::new(),
+            priority: 1,
+            no_ping_retries: 1,
+        },
+        path: vec![n(200)],
+    };
+    let r = node.handle_message(at(1), CONN, internal(200, InternalBody::NodeDescription(d)));
+    assert_eq!(r, Err(DropReason::ClusterFull));
+    assert_eq!(node.cluster(C1).unwrap().nodes().len(), MAX_NODES);
+}
+
+#[test]
+fn disabling_the_local_node_takes_every_link_down_without_ls_updates() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    bring_up(&mut node, 3, 1002, &[]);
+    events(&mut node);
+    node.set_status(at(2000), C1, None, false).unwrap();
+    assert!(
+        drain(&mut node).is_empty(),
+        "peers find out through missed PONGs"
+    );
+    assert_eq!(
+        (link(&node, 2), link(&node, 3)),
+        (LinkState::Down, LinkState::Down)
+    );
+    assert_eq!(events(&mut node).len(), 2);
+    node.handle_timeout(at(70_000));
+    assert!(drain(&mut node).is_empty(), "no pings while disabled");
+    let r = node.handle_message(
+        at(70_001),
+        CONN,
+        internal(
+            2,
+            InternalBody::Ping(Ping {
+                req_node_list: false,
+            }),
+        ),
+    );
+    assert_eq!(r, Err(DropReason::LocalDisabled));
+    assert_eq!(
+        node.send_to(
+            at(70_002),
+            C1,
+            n(2),
+            RoutedBody::RemoveNode(RemoveNode { node: n(3) })
+        ),
+        SendStatus::CurrDisabled
+    );
+    node.set_status(at(71_000), C1, None, true).unwrap();
+    assert_eq!(link(&node, 2), LinkState::RestartPinging);
+}
+
+#[test]
+fn disabling_a_remote_node_tears_its_link_down_and_stops_probing() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    bring_up(&mut node, 3, 1002, &[]);
+    node.set_status(at(1100), C1, Some(n(2)), false).unwrap();
+    let ts = drain(&mut node);
+    let InternalBody::LsUpdate(d) = sent_to(&ts, 3)[0] else {
+        panic!()
+    };
+    assert_eq!((d.neighbour, d.state), (n(2), LinkUpdate::Down));
+    node.handle_timeout(at(100_000));
+    assert!(
+        sent_to(&drain(&mut node), 2).is_empty(),
+        "disabled nodes are not probed"
+    );
+    let r = node.handle_message(
+        at(100_001),
+        CONN,
+        internal(
+            2,
+            InternalBody::Ping(Ping {
+                req_node_list: false,
+            }),
+        ),
+    );
+    assert_eq!(r, Err(DropReason::SourceDisabled));
+    let s = node.send_to(
+        at(100_002),
+        C1,
+        n(2),
+        RoutedBody::RemoveNode(RemoveNode { node: n(3) }),
+    );
+    assert_eq!(
+        s,
+        SendStatus::Success,
+        "success without sending (quirk #8, API parity)"
+    );
+    assert!(drain(&mut node).is_empty());
+    assert_eq!(
+        node.set_status(at(1), C1, Some(n(42)), true),
+        Err(crate::admin::SetStatusError::UnknownNode)
+    );
+}
+
+#[test]
+fn send_codes_follow_the_opensips_api() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    let body = || {
+        RoutedBody::GenericMsg(GenericMsg {
+            kind: GenericKind::Request,
+            tag: b"t".to_vec(),
+            payload: b"p".to_vec(),
+        })
+    };
+    assert_eq!(
+        node.send_to(at(1), ClusterId::new(5).unwrap(), n(2), body()),
+        SendStatus::SendErr
+    );
+    assert_eq!(node.send_to(at(1), C1, n(9), body()), SendStatus::SendErr);
+    assert_eq!(node.send_to(at(1), C1, n(2), body()), SendStatus::DestDown);
+    assert_eq!(
+        node.send_to(at(1), C1, n(1), body()),
+        SendStatus::Success,
+        "delivered locally"
+    );
+    assert!(matches!(events(&mut node)[..], [Event::Received { source, .. }] if source == n(1)));
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    assert_eq!(
+        node.send_to(at(1100), C1, n(2), body()),
+        SendStatus::Success
+    );
+    assert_eq!(
+        node.broadcast(at(1100), C1, body()),
+        SendStatus::Success,
+        "one of two sent"
+    );
+    let ts = drain(&mut node);
+    assert_eq!(
+        ts.iter()
+            .filter(|t| matches!(t.message, Message::Routed(_)))
+            .count(),
+        2
+    );
+    assert_eq!(SendStatus::DestDown.code(), -1);
+}
+
+#[test]
+fn relays_forward_toward_the_destination_or_drop_with_a_reason() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    let m = |dest| {
+        Message::Routed(Routed::new(
+            Trailer {
+                cluster: C1,
+                source: n(2),
+                destination: n(dest),
+            },
+            RoutedBody::ShtagActive(ShtagActive { tag: "x".into() }),
+        ))
+    };
+    assert_eq!(
+        node.handle_message(at(1100), CONN, m(3)),
+        Err(DropReason::NoRoute)
+    );
+    assert_eq!(
+        node.handle_message(at(1100), CONN, m(8)),
+        Err(DropReason::UnknownDestination)
+    );
+    bring_up(&mut node, 3, 1102, &[]);
+    node.handle_message(at(1200), CONN, m(3)).unwrap();
+    let ts = drain(&mut node);
+    assert_eq!(ts.len(), 1);
+    assert!(matches!(ts[0].to, TransmitTo::Node { id, .. } if id == n(3)));
+    assert_eq!(ts[0].message, m(3), "relayed unchanged");
+}
+
+#[test]
+fn rerouting_disabled_means_direct_links_only() {
+    let mut cfg = Config::new(n(1), DbMode::Discovery);
+    cfg.enable_rerouting = false;
+    cfg.clusters.push(ClusterConfig {
+        id: C1,
+        local: NodeConfig::new(n(1), url(1)),
+        nodes: vec![NodeConfig::new(n(2), url(2)), NodeConfig::new(n(3), url(3))],
+    });
+    let mut node = Node::new(cfg, at(0), 1).unwrap();
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    assert_eq!(
+        node.next_hop(C1, n(2)),
+        Some(n(2)),
+        "direct UP links are reachable (quirk #1 fixed)"
+    );
+    let u = LsUpdate {
+        seq: 0,
+        timestamp: 5,
+        neighbour: n(3),
+        state: LinkUpdate::Up,
+        path: vec![n(2)],
+    };
+    node.handle_message(at(1100), CONN, internal(2, InternalBody::LsUpdate(u)))
+        .unwrap();
+    assert_eq!(node.next_hop(C1, n(3)), None);
+    let body = RoutedBody::ShtagActive(ShtagActive { tag: "x".into() });
+    assert_eq!(
+        node.send_to(at(1200), C1, n(3), body.clone()),
+        SendStatus::DestDown
+    );
+    let relay = Message::Routed(Routed::new(
+        Trailer {
+            cluster: C1,
+            source: n(2),
+            destination: n(3),
+        },
+        body,
+    ));
+    assert_eq!(
+        node.handle_message(at(1200), CONN, relay),
+        Err(DropReason::ReroutingDisabled)
+    );
+}
+
+#[test]
+fn remove_node_forgets_the_node_everywhere_and_the_target_disables_itself() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    bring_up(&mut node, 3, 1002, &[]);
+    events(&mut node);
+    node.remove_node(at(1100), C1, n(3)).unwrap();
+    let routed: Vec<_> = drain(&mut node)
+        .into_iter()
+        .filter(|t| matches!(t.message, Message::Routed(_)))
+        .collect();
+    assert_eq!(routed.len(), 2, "REMOVE_NODE to 2 and to the target 3");
+    assert!(node.cluster(C1).unwrap().node(n(3)).is_none());
+    assert_eq!(
+        events(&mut node),
+        [Event::NodeStateChanged {
+            cluster: C1,
+            node: n(3),
+            up: false
+        }]
+    );
+    // Receiving side, as the target.
+    let mut target = node_with(3, &[1, 2], DbMode::Discovery);
+    let m = Message::Routed(Routed::new(
+        Trailer {
+            cluster: C1,
+            source: n(1),
+            destination: n(3),
+        },
+        RoutedBody::RemoveNode(RemoveNode { node: n(3) }),
+    ));
+    target.handle_message(at(5), CONN, m).unwrap();
+    assert!(!target.cluster(C1).unwrap().local().enabled());
+    let mut db = node_with(1, &[2], DbMode::Database);
+    assert_eq!(
+        db.remove_node(at(1), C1, n(2)),
+        Err(crate::discovery::RemoveNodeError::DbMode)
+    );
+}
+
+#[test]
+fn own_id_unknown_cluster_and_statistics() {
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    let r = node.handle_message(at(1), CONN, internal(1, InternalBody::UnknownId));
+    assert_eq!(r, Err(DropReason::OwnSource));
+    let other = Message::Internal(Internal::new(
+        ClusterId::new(2).unwrap(),
+        n(2),
+        InternalBody::UnknownId,
+    ));
+    assert_eq!(
+        node.handle_message(at(1), CONN, other),
+        Err(DropReason::UnknownCluster)
+    );
+    node.handle_timeout(at(1000));
+    bring_up(&mut node, 2, 1001, &[]);
+    let s = node.stats();
+    assert_eq!((s.nodes, s.nodes_up, s.nodes_down), (2, 1, 1));
+}
+
+#[test]
+fn generated_tags_have_the_prefix_and_24_random_characters() {
+    let mut node = node_with(1234, &[], DbMode::Discovery);
+    let a = node.generate_tag(ClusterId::new(10_000).unwrap());
+    assert!(a.starts_with("10000-1234-"));
+    assert_eq!(a.len(), "10000-1234-".len() + 24);
+    assert_ne!(a, node.generate_tag(ClusterId::new(10_000).unwrap()));
+}

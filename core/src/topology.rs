@@ -1,0 +1,244 @@
+//! Topology gossip (behaviour.md §4): LS_UPDATE and FULL_TOP_UPDATE handling with
+//! (seq, timestamp) validation, the updates the local node originates, and flooding.
+
+use alloc::vec::Vec;
+
+use crate::cluster::Cluster;
+use crate::config::DbMode;
+use crate::id::NodeId;
+use crate::link::LinkState;
+use crate::message::{
+    CapUpdate, FullTopUpdate, Internal, InternalBody, LinkUpdate, LsUpdate, MAX_FLOOD_PATH_LEN,
+    Message, NodeInfo, TopologyEntry,
+};
+use crate::node::{Ctx, DropReason, Transmit, TransmitTo};
+
+impl Ctx<'_> {
+    /// LS_UPDATE (behaviour.md §4.2).
+    pub(crate) fn handle_ls_update(
+        &mut self,
+        c: &mut Cluster,
+        origin: NodeId,
+        u: LsUpdate,
+    ) -> Result<(), DropReason> {
+        let Some(o) = c.node_mut(origin) else {
+            return Err(DropReason::UnknownSource);
+        };
+        if !o.ls.accept(u.seq, u.timestamp) {
+            return Err(DropReason::StaleUpdate);
+        }
+        if u.neighbour == self.s.my_id {
+            // A hint about our own link with the originator (§3.3).
+            let state = o.link.state();
+            let disagrees = match u.state {
+                LinkUpdate::Up => state == LinkState::Down,
+                LinkUpdate::Down => state == LinkState::Up,
+            };
+            if disagrees {
+                self.set_link(c, origin, LinkState::RestartPinging);
+            }
+        } else {
+            if c.node(u.neighbour).is_none() {
+                return Err(DropReason::UnknownNeighbour);
+            }
+            let changed = match u.state {
+                LinkUpdate::Down => c.remove_link(origin, u.neighbour),
+                LinkUpdate::Up => c.add_link(origin, u.neighbour),
+            };
+            if changed {
+                self.refresh_reachability(c);
+            }
+        }
+        let origin_id = origin;
+        self.flood(c, origin_id, InternalBody::LsUpdate(u));
+        Ok(())
+    }
+
+    /// FULL_TOP_UPDATE (behaviour.md §4.3).
+    pub(crate) fn handle_full_top_update(
+        &mut self,
+        c: &mut Cluster,
+        origin: NodeId,
+        u: FullTopUpdate,
+    ) -> Result<(), DropReason> {
+        let Some(o) = c.node_mut(origin) else {
+            return Err(DropReason::UnknownSource);
+        };
+        if !o.top.accept(u.seq, u.timestamp) {
+            return Err(DropReason::StaleUpdate);
+        }
+        let me = self.s.my_id;
+        // Learn described unknown nodes first, so neighbour lists may name them (db_mode 0).
+        if self.s.db_mode == DbMode::Discovery {
+            for e in &u.entries {
+                if let Some(info) = &e.description
+                    && e.node != me
+                    && c.node(e.node).is_none()
+                {
+                    // A node that cannot be learned (full cluster, bad URL) is skipped.
+                    let _ = self.learn_node(c, e.node, info);
+                }
+            }
+        }
+        for (index, e) in u.entries.iter().enumerate() {
+            if e.node == me {
+                continue;
+            }
+            let Some(n) = c.node_mut(e.node) else {
+                continue;
+            };
+            if index == 0 {
+                // The originator's own pair is stored unvalidated (quirk #15, harmless).
+                n.ls = crate::cluster::SeqStamp {
+                    seq: e.ls_seq,
+                    timestamp: e.ls_timestamp,
+                };
+            } else if !n.ls.accept(e.ls_seq, e.ls_timestamp) {
+                continue;
+            }
+            let mut listed_me = false;
+            for &y in &e.neighbours {
+                if y == me {
+                    listed_me = true;
+                } else if c.node(y).is_some() {
+                    c.add_link(e.node, y);
+                }
+            }
+            if listed_me {
+                let probe = c
+                    .node(e.node)
+                    .is_some_and(|n| n.link.state() == LinkState::Down && n.enabled);
+                if probe {
+                    self.set_link(c, e.node, LinkState::RestartPinging);
+                }
+            }
+            let stale: Vec<NodeId> = c
+                .node(e.node)
+                .map(|n| {
+                    n.adjacency
+                        .iter()
+                        .copied()
+                        .filter(|z| *z != origin && !e.neighbours.contains(z))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for z in stale {
+                c.remove_link(e.node, z);
+            }
+        }
+        self.refresh_reachability(c);
+        self.flood(c, origin, InternalBody::FullTopUpdate(u));
+        Ok(())
+    }
+
+    /// CAP_UPDATE as far as topology is concerned: validated and flooded, so capability
+    /// announcements cross this node.
+    pub(crate) fn handle_cap_update(
+        &mut self,
+        c: &mut Cluster,
+        origin: NodeId,
+        u: CapUpdate,
+    ) -> Result<(), DropReason> {
+        let Some(o) = c.node_mut(origin) else {
+            return Err(DropReason::UnknownSource);
+        };
+        if !o.cap.accept(u.seq, u.timestamp) {
+            return Err(DropReason::StaleUpdate);
+        }
+        let mut u = u;
+        u.require_reply = false;
+        self.flood(c, origin, InternalBody::CapUpdate(u));
+        Ok(())
+    }
+
+    /// Forwards an accepted flooded update to every UP neighbour not in its path, with the
+    /// local id appended; nothing when the received path is longer than 25 (wire.md §5).
+    pub(crate) fn flood(&mut self, c: &mut Cluster, origin: NodeId, mut body: InternalBody) {
+        let me = self.s.my_id;
+        let Some(path) = body.path_mut() else { return };
+        if path.len() > MAX_FLOOD_PATH_LEN {
+            return;
+        }
+        path.push(me);
+        let targets: Vec<NodeId> = c
+            .up_neighbours()
+            .map(|n| n.id)
+            .filter(|id| body.path().is_some_and(|p| !p.contains(id)))
+            .collect();
+        for to in targets {
+            let Some(n) = c.node(to) else { continue };
+            let message = Message::Internal(Internal::new(c.id, origin, body.clone()));
+            self.out.transmit(Transmit {
+                cluster: c.id,
+                to: TransmitTo::Node {
+                    id: to,
+                    address: n.address,
+                },
+                message,
+            });
+        }
+    }
+
+    /// Originates LS_UPDATE(neighbour, state) to every other UP neighbour; nothing (and no
+    /// counter increment) when there is none.
+    pub(crate) fn send_ls_update(&mut self, c: &mut Cluster, neighbour: NodeId, state: LinkUpdate) {
+        let targets: Vec<NodeId> = c
+            .up_neighbours()
+            .map(|n| n.id)
+            .filter(|&id| id != neighbour)
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let stamp = c.local.ls.next(self.now.unix_wire());
+        let u = LsUpdate {
+            seq: stamp.seq,
+            timestamp: stamp.timestamp,
+            neighbour,
+            state,
+            path: alloc::vec![self.s.my_id],
+        };
+        for to in targets {
+            self.send_internal(c, to, InternalBody::LsUpdate(u.clone()));
+        }
+    }
+
+    /// Originates a FULL_TOP_UPDATE to a neighbour whose link just came UP (wire.md §7.4):
+    /// the local node first (no description), then every other known node except the
+    /// destination, described unless the destination listed it in its last PONG.
+    pub(crate) fn send_full_top_update(&mut self, c: &mut Cluster, dest: NodeId) {
+        let Some(d) = c.node(dest) else { return };
+        let known_by_dest = d.pong_list.clone();
+        let mut entries = Vec::with_capacity(c.nodes.len());
+        entries.push(TopologyEntry {
+            node: self.s.my_id,
+            description: None,
+            ls_seq: c.local.ls.seq,
+            ls_timestamp: c.local.ls.timestamp,
+            neighbours: c.local.adjacency.clone(),
+        });
+        for n in c.nodes.iter().filter(|n| n.id != dest) {
+            let description = (!known_by_dest.contains(&n.id)).then(|| NodeInfo {
+                url: n.url.clone(),
+                sip_addr: n.sip_addr.clone(),
+                priority: n.priority,
+                no_ping_retries: i32::try_from(n.no_ping_retries).unwrap_or(i32::MAX),
+            });
+            entries.push(TopologyEntry {
+                node: n.id,
+                description,
+                ls_seq: n.ls.seq,
+                ls_timestamp: n.ls.timestamp,
+                neighbours: n.adjacency.clone(),
+            });
+        }
+        let stamp = c.local.top.next(self.now.unix_wire());
+        let u = FullTopUpdate {
+            seq: stamp.seq,
+            timestamp: stamp.timestamp,
+            entries,
+            path: alloc::vec![self.s.my_id],
+        };
+        self.send_internal(c, dest, InternalBody::FullTopUpdate(u));
+    }
+}
