@@ -225,6 +225,32 @@ impl fmt::Display for DecodeError {
     }
 }
 
+impl DecodeError {
+    /// A stable snake_case name of the error kind, for drop counters and metrics.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            DecodeError::TooShort { .. } => "too_short",
+            DecodeError::BadMarker { .. } => "bad_marker",
+            DecodeError::LengthMismatch { .. } => "length_mismatch",
+            DecodeError::BadLength { .. } => "bad_length",
+            DecodeError::CapabilityOverrun { .. } => "capability_overrun",
+            DecodeError::EmptyCapability => "empty_capability",
+            DecodeError::Truncated { .. } => "truncated",
+            DecodeError::NotUtf8 { .. } => "not_utf8",
+            DecodeError::InvalidId { .. } => "invalid_id",
+            DecodeError::CountOutOfRange { .. } => "count_out_of_range",
+            DecodeError::InvalidValue { .. } => "invalid_value",
+            DecodeError::UnknownType { .. } => "unknown_type",
+            DecodeError::BadSyncVersion { .. } => "bad_sync_version",
+            DecodeError::BadChunkMarker { .. } => "bad_chunk_marker",
+            DecodeError::ChunkOverrun { .. } => "chunk_overrun",
+            DecodeError::TrailingBytes { .. } => "trailing_bytes",
+            DecodeError::MissingTrailer { .. } => "missing_trailer",
+            DecodeError::UnknownModuleType { .. } => "unknown_module_type",
+        }
+    }
+}
+
 impl core::error::Error for DecodeError {}
 
 /// Why a message could not be emitted. Nothing was written to a meaningful state: the
