@@ -1,6 +1,11 @@
 //! # clusterer-tokio
 //!
 //! The std runtime of clusterer and the home of the `clusterer` binary.
+//!
+//! Modules:
+//! * [`decode`]: `clusterer decode`, the packet dissector for captured BIN traffic.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod decode;

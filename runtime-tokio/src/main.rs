@@ -1,3 +1,32 @@
 //! The `clusterer` command line.
+//!
+//! Every subcommand lives in the library (`clusterer_tokio::<subcommand>`); this file only
+//! parses the command line and dispatches.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use clusterer_tokio::decode;
+
+/// A cluster engine speaking the OpenSIPS 3.6 clusterer protocol.
+#[derive(Parser, Debug)]
+#[command(name = "clusterer", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode captured clusterer BIN traffic (pcap, pcapng, hex or raw bytes).
+    #[command(long_about = decode::LONG_ABOUT)]
+    Decode(decode::DecodeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Decode(args) => decode::run(&args),
+    }
+}

@@ -1,0 +1,632 @@
+//! `clusterer decode` against the captures of real OpenSIPS 3.6.8 traffic
+//! (`vectors/opensips`) and against synthetic captures and streams: reassembly, error
+//! reporting, input detection, and robustness on damaged input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::borrow::Cow;
+use std::io::{Cursor, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use clusterer_tokio::decode::{self, Format, Options};
+use etherparse::{LinuxSllPacketType, PacketBuilder};
+use pcap_file::DataLink;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use serde_json::{Map, Value};
+
+const CAPTURES: [&str; 8] = [
+    "01_startup",
+    "02_steady_pings",
+    "03_kill_restart_node3",
+    "05_shtag",
+    "06_cluster_mi",
+    "07_cap_status",
+    "08_remove_node",
+    "11_generic_cachedb",
+];
+
+/// Keys the dissector adds around the captures' `decoded` object.
+const CONTEXT_KEYS: [&str; 4] = ["frame", "hex", "reemit_hex", "reemit_identical"];
+
+fn vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors/opensips")
+}
+
+fn pcap_path(name: &str) -> PathBuf {
+    vectors().join("pcap").join(format!("{name}.pcap"))
+}
+
+/// The records of `bin/<name>.jsonl`, in capture order.
+fn captured(name: &str) -> Vec<Map<String, Value>> {
+    let path = vectors().join("bin").join(format!("{name}.jsonl"));
+    let text = std::fs::read_to_string(&path).expect("capture jsonl");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<Map<String, Value>>(l).expect("jsonl line"))
+        .collect()
+}
+
+fn captured_hex(name: &str) -> Vec<String> {
+    captured(name)
+        .iter()
+        .map(|r| r["hex"].as_str().expect("hex").to_owned())
+        .collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    decode::parse_hex(s).expect("valid hex")
+}
+
+fn clusterer(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clusterer"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run clusterer");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        pipe.write_all(input).expect("write stdin");
+    }
+    child.wait_with_output().expect("clusterer output")
+}
+
+fn stdout_json(output: &Output) -> Vec<Map<String, Value>> {
+    String::from_utf8(output.stdout.clone())
+        .expect("utf-8 output")
+        .lines()
+        .map(|l| serde_json::from_str::<Map<String, Value>>(l).expect("one JSON object per line"))
+        .collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Decodes in-process; panics propagate and fail the test.
+fn decode_bytes(input: &[u8], format: Format) -> (Result<decode::Summary, decode::Error>, String) {
+    let mut out = Vec::new();
+    let options = Options {
+        format,
+        reemit: true,
+    };
+    let result = decode::decode_reader(Cursor::new(input), &options, &mut out);
+    (result, String::from_utf8(out).expect("utf-8 output"))
+}
+
+/// One Ethernet/IPv4/TCP frame between 127.0.0.x addresses.
+fn tcp_frame(src: (u8, u16), dst: (u8, u16), seq: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
+    let builder = PacketBuilder::ethernet2([0; 6], [0; 6])
+        .ipv4([127, 0, 0, src.0], [127, 0, 0, dst.0], 64)
+        .tcp(src.1, dst.1, seq, 65535);
+    let builder = if syn {
+        builder.syn()
+    } else {
+        builder.ack(1).psh()
+    };
+    let mut frame = Vec::with_capacity(builder.size(payload.len()));
+    builder.write(&mut frame, payload).expect("build frame");
+    frame
+}
+
+/// A classic pcap of the given link type; frame `i` is stamped 1000 + i ms.
+fn pcap_file(link: DataLink, frames: &[Vec<u8>]) -> Vec<u8> {
+    let header = PcapHeader {
+        datalink: link,
+        snaplen: 262_144,
+        ..PcapHeader::default()
+    };
+    let mut writer = PcapWriter::with_header(Vec::new(), header).expect("pcap header");
+    for (i, frame) in frames.iter().enumerate() {
+        let time = Duration::from_millis(1_000_000 + i as u64);
+        let packet = PcapPacket::new(time, frame.len() as u32, frame);
+        writer.write_packet(&packet).expect("pcap record");
+    }
+    writer.into_writer()
+}
+
+#[test]
+fn every_capture_decodes_exactly_like_the_captured_packets() {
+    for name in CAPTURES {
+        let path = pcap_path(name);
+        let output = clusterer(
+            &["decode", "--reemit", "--check", path.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(output.status.code(), Some(0), "{name}: {}", stderr(&output));
+        let expected = captured(name);
+        let got = stdout_json(&output);
+        assert_eq!(got.len(), expected.len(), "{name}: packet count");
+        for (record, object) in expected.iter().zip(&got) {
+            let at = format!("{name} idx {}", record["idx"]);
+            assert_eq!(object["hex"], record["hex"], "{at}: packet bytes");
+            assert_eq!(
+                object["reemit_hex"], record["hex"],
+                "{at}: re-emitted bytes"
+            );
+            assert_eq!(object["reemit_identical"], true, "{at}");
+            let frame = &object["frame"];
+            assert_eq!(frame["src"], record["src"], "{at}");
+            assert_eq!(frame["dst"], record["dst"], "{at}");
+            assert_eq!(frame["time"], record["time"], "{at}");
+            let decoded: Map<String, Value> = object
+                .iter()
+                .filter(|(k, _)| !CONTEXT_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(
+                Value::Object(decoded.clone()),
+                record["decoded"],
+                "{at}: decoded fields"
+            );
+            // Same key order too, nested objects included.
+            assert_eq!(
+                serde_json::to_string(&decoded).unwrap(),
+                serde_json::to_string(&record["decoded"]).unwrap(),
+                "{at}: key order"
+            );
+        }
+        let summary = stderr(&output);
+        let packets = expected.len();
+        assert!(
+            summary.starts_with(&format!(
+                "decoded {packets} packets, 0 errors, 0 re-emit differences ("
+            )),
+            "{name}: {summary}"
+        );
+    }
+}
+
+#[test]
+fn summary_counts_frames_and_tcp_streams_of_a_capture() {
+    let path = pcap_path("01_startup");
+    let output = clusterer(&["decode", path.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        stderr(&output).trim_end(),
+        "decoded 78 packets, 0 errors, 0 re-emit differences (174 frames, 0 skipped, 6 TCP streams)"
+    );
+}
+
+#[test]
+fn hex_option_decodes_back_to_back_packets() {
+    let hex = captured_hex("11_generic_cachedb");
+    let (a, b) = (&hex[0], &hex[2]);
+    let spaced = format!("0x{a}\n  {b} ");
+    let output = clusterer(&["decode", "--hex", &spaced, "--reemit", "--check"], None);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let got = stdout_json(&output);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["hex"], a.as_str());
+    assert_eq!(got[1]["hex"], b.as_str());
+    assert_eq!(got[0]["frame"]["offset"], 0);
+    assert_eq!(got[1]["frame"]["offset"], a.len() / 2);
+    assert_eq!(got[0]["type_name"], "INSERT");
+    assert_eq!(got[1]["reemit_identical"], true);
+    assert!(stderr(&output).starts_with("decoded 2 packets, 0 errors, 0 re-emit differences\n"));
+}
+
+#[test]
+fn stdin_raw_bytes_and_hex_text_are_both_understood() {
+    let hex = captured_hex("01_startup");
+    let stream: Vec<u8> = hex[..5].iter().flat_map(|h| unhex(h)).collect();
+    let raw = clusterer(&["decode"], Some(&stream));
+    assert_eq!(raw.status.code(), Some(0), "{}", stderr(&raw));
+    let from_raw = stdout_json(&raw);
+    assert_eq!(from_raw.len(), 5);
+
+    let text = hex[..5].join("\n");
+    let dashed = clusterer(&["decode", "-"], Some(text.as_bytes()));
+    assert_eq!(dashed.status.code(), Some(0), "{}", stderr(&dashed));
+    assert_eq!(stdout_json(&dashed), from_raw);
+    for (object, h) in from_raw.iter().zip(&hex) {
+        assert_eq!(object["hex"], h.as_str());
+    }
+
+    // A capture arrives on stdin too (`tcpdump -w - | clusterer decode`).
+    let pcap = std::fs::read(pcap_path("05_shtag")).unwrap();
+    let piped = clusterer(&["decode"], Some(&pcap));
+    assert_eq!(piped.status.code(), Some(0));
+    assert_eq!(stdout_json(&piped).len(), captured("05_shtag").len());
+}
+
+#[test]
+fn a_corrupt_packet_in_a_hex_stream_is_reported_and_the_next_one_decodes() {
+    let hex = captured_hex("01_startup");
+    // A PING whose cluster id is 0: framing is intact, the contents are not.
+    let mut bad = unhex(&hex[0]);
+    bad[34..38].copy_from_slice(&0i32.to_le_bytes());
+    let stream = format!("{} {} {}", hex[1], decode::to_hex(&bad), hex[2]);
+
+    let output = clusterer(&["decode", "--hex", &stream], None);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "without --check a bad packet is not fatal"
+    );
+    let got = stdout_json(&output);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0]["type_name"], "UNKNOWN_ID");
+    assert_eq!(
+        got[1]["error"],
+        "field 'cluster_id' holds id 0, expected 1..=2147483647"
+    );
+    assert_eq!(got[1]["error_kind"], "decode");
+    assert_eq!(got[1]["hex"], decode::to_hex(&bad));
+    assert_eq!(got[2]["type_name"], "NODE_DESCRIPTION");
+    assert!(stderr(&output).starts_with("decoded 2 packets, 1 errors, 0 re-emit differences"));
+
+    let checked = clusterer(
+        &["decode", "--check", "--format", "text", "--hex", &stream],
+        None,
+    );
+    assert_eq!(checked.status.code(), Some(1));
+    let text = String::from_utf8(checked.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[1].starts_with("ERROR @42 decode: field 'cluster_id' holds id 0"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with("@88 NODE_DESCRIPTION v1 cluster=1 src=2 url=bin:127.0.0.2:5566"));
+}
+
+#[test]
+fn a_bad_marker_stream_reports_once_and_other_streams_go_on() {
+    let hex = captured_hex("02_steady_pings");
+    let (p1, p2, p3) = (unhex(&hex[0]), unhex(&hex[1]), unhex(&hex[2]));
+    let bad = (2, 40000);
+    let good = (3, 40001);
+    let listener = (1, 5566);
+    let mut frames = vec![
+        tcp_frame(bad, listener, 100, true, &[]),
+        tcp_frame(good, listener, 500, true, &[]),
+        tcp_frame(bad, listener, 101, false, b"GET / HTTP/1.0\r\n\r\n"),
+        tcp_frame(good, listener, 501, false, &p1),
+    ];
+    // The bad direction goes on sending valid packets: they are skipped.
+    let after = 101 + 18;
+    frames.push(tcp_frame(bad, listener, after, false, &p2));
+    frames.push(tcp_frame(good, listener, 501 + p1.len() as u32, false, &p2));
+    frames.push(tcp_frame(
+        bad,
+        listener,
+        after + p2.len() as u32,
+        false,
+        &p3,
+    ));
+    frames.push(tcp_frame(
+        good,
+        listener,
+        501 + (p1.len() + p2.len()) as u32,
+        false,
+        &p3,
+    ));
+    let capture = pcap_file(DataLink::ETHERNET, &frames);
+    let dir = std::env::temp_dir().join(format!("clusterer-decode-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // No pcap extension: the magic bytes decide.
+    let path = dir.join("bad_marker.bin");
+    std::fs::write(&path, &capture).unwrap();
+
+    let output = clusterer(&["decode", "--check", path.to_str().unwrap()], None);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let got = stdout_json(&output);
+    let errors: Vec<_> = got.iter().filter(|o| o.contains_key("error")).collect();
+    assert_eq!(errors.len(), 1, "{got:?}");
+    assert_eq!(errors[0]["error_kind"], "framing");
+    assert_eq!(errors[0]["frame"]["src"], "127.0.0.2:40000");
+    assert_eq!(errors[0]["frame"]["number"], 3);
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad marker")
+    );
+    let packets: Vec<_> = got.iter().filter(|o| !o.contains_key("error")).collect();
+    assert_eq!(packets.len(), 3);
+    for (object, expected) in packets.iter().zip([&hex[0], &hex[1], &hex[2]]) {
+        assert_eq!(object["frame"]["src"], "127.0.0.3:40001");
+        assert_eq!(object["hex"], expected.as_str());
+    }
+    assert_eq!(
+        stderr(&output).trim_end(),
+        "decoded 3 packets, 1 errors, 0 re-emit differences (8 frames, 0 skipped, 2 TCP streams)"
+    );
+}
+
+#[test]
+fn out_of_order_split_and_retransmitted_segments_are_reassembled() {
+    let hex = captured_hex("11_generic_cachedb");
+    let packets: Vec<Vec<u8>> = hex[..6].iter().map(|h| unhex(h)).collect();
+    let stream: Vec<u8> = packets.concat();
+    let (src, dst) = ((2, 41000), (1, 5566));
+    let isn = u32::MAX - 50; // the sequence numbers wrap inside the stream
+    let seq = |offset: usize| isn.wrapping_add(1).wrapping_add(offset as u32);
+    // Cut at odd places, regardless of packet boundaries.
+    let cuts = [0, 7, 60, 61, 150, 333, stream.len()];
+    let pieces: Vec<(usize, &[u8])> = cuts
+        .windows(2)
+        .map(|w| (w[0], &stream[w[0]..w[1]]))
+        .collect();
+    let mut frames = vec![tcp_frame(src, dst, isn, true, &[])];
+    // Order: 0, 2, 1, 1 (again), 4, 3, then 5 and a stale copy of 2 overlapping.
+    for &i in &[0usize, 2, 1, 1, 4, 3, 5] {
+        let (offset, data) = pieces[i];
+        frames.push(tcp_frame(src, dst, seq(offset), false, data));
+    }
+    frames.push(tcp_frame(src, dst, seq(50), false, &stream[50..200]));
+    let capture = pcap_file(DataLink::ETHERNET, &frames);
+    let (result, out) = decode_bytes(&capture, Format::Json);
+    let summary = result.expect("decodes");
+    assert!(summary.is_clean(), "{summary}\n{out}");
+    let got: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Map<String, Value>>(l).unwrap()["hex"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(got, hex[..6].to_vec());
+}
+
+#[test]
+fn pcapng_and_linux_cooked_captures_decode_like_the_pcap() {
+    let name = "06_cluster_mi";
+    let reference = clusterer(&["decode", pcap_path(name).to_str().unwrap()], None);
+    let expected = stdout_json(&reference);
+
+    // The same frames as pcapng, nanosecond resolution declared on the interface.
+    let file = std::fs::File::open(pcap_path(name)).unwrap();
+    let mut reader = PcapReader::new(file).unwrap();
+    let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
+    let interface = InterfaceDescriptionBlock {
+        linktype: DataLink::ETHERNET,
+        snaplen: 262_144,
+        options: vec![InterfaceDescriptionOption::IfTsResol(9)],
+    };
+    writer.write_pcapng_block(interface).unwrap();
+    let mut sll_frames = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        let packet = packet.unwrap();
+        let block = EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: packet.timestamp,
+            original_len: packet.orig_len,
+            data: Cow::Borrowed(&packet.data),
+            options: vec![],
+        };
+        writer.write_pcapng_block(block).unwrap();
+        // And again as Linux cooked capture: Ethernet header (14 bytes) replaced.
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&packet.data[14..]);
+        sll_frames.push(sll);
+    }
+    let pcapng = writer.into_inner();
+    let (result, out) = decode_bytes(&pcapng, Format::Json);
+    assert!(result.expect("pcapng decodes").is_clean());
+    let got: Vec<Map<String, Value>> = out
+        .lines()
+        .map(|l| {
+            let mut o: Map<String, Value> = serde_json::from_str(l).unwrap();
+            o.remove("reemit_hex");
+            o.remove("reemit_identical");
+            o
+        })
+        .collect();
+    assert_eq!(got, expected);
+
+    let sll = pcap_file(DataLink::LINUX_SLL, &sll_frames);
+    let (result, out) = decode_bytes(&sll, Format::Json);
+    assert!(result.expect("SLL decodes").is_clean());
+    let hexes: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Map<String, Value>>(l).unwrap()["hex"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(hexes, captured_hex(name));
+    // The builder's own SLL frames decode too.
+    let payload = unhex(&captured_hex(name)[0]);
+    let builder = PacketBuilder::linux_sll(LinuxSllPacketType::HOST, 6, [0; 8])
+        .ipv4([127, 0, 0, 1], [127, 0, 0, 3], 64)
+        .tcp(35617, 5566, 7, 1000);
+    let mut frame = Vec::new();
+    builder.write(&mut frame, &payload).unwrap();
+    let (result, _) = decode_bytes(&pcap_file(DataLink::LINUX_SLL, &[frame]), Format::Json);
+    assert_eq!(result.unwrap().packets, 1);
+}
+
+#[test]
+fn non_tcp_frames_are_skipped_and_counted() {
+    let payload = unhex(&captured_hex("02_steady_pings")[0]);
+    let udp = {
+        let builder = PacketBuilder::ethernet2([0; 6], [0; 6])
+            .ipv4([127, 0, 0, 1], [127, 0, 0, 2], 64)
+            .udp(5060, 5060);
+        let mut frame = Vec::new();
+        builder
+            .write(&mut frame, b"OPTIONS sip:x SIP/2.0\r\n")
+            .unwrap();
+        frame
+    };
+    let frames = vec![
+        udp,
+        vec![0xff; 10],
+        tcp_frame((2, 40000), (1, 5566), 9, false, &payload),
+    ];
+    let (result, out) = decode_bytes(&pcap_file(DataLink::ETHERNET, &frames), Format::Text);
+    let summary = result.unwrap();
+    assert_eq!(summary.packets, 1);
+    assert!(summary.is_clean());
+    let stats = summary.capture.unwrap();
+    assert_eq!(
+        (stats.frames, stats.skipped_frames, stats.tcp_streams),
+        (3, 2, 1)
+    );
+    assert!(
+        out.starts_with("1000.002000 127.0.0.2:40000 -> 127.0.0.1:5566 PING v1 cluster=1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn text_format_prints_one_summary_line_per_packet() {
+    let path = pcap_path("01_startup");
+    let output = clusterer(
+        &[
+            "decode",
+            "--format",
+            "text",
+            "--reemit",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2 * 78);
+    assert_eq!(
+        lines[0],
+        "1795658148.238646 127.0.0.2:53915 -> 127.0.0.1:5566 PING v1 cluster=1 src=2 req_node_list=1"
+    );
+    for pair in lines.chunks(2) {
+        assert!(
+            !pair[0].starts_with(' ') && !pair[0].starts_with("ERROR"),
+            "{}",
+            pair[0]
+        );
+        assert!(pair[1].starts_with("    reemit 5034434b") && pair[1].ends_with("(identical)"));
+    }
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert!(find(" FULL_TOP_UPDATE ").contains("nodes={1: ls=-1@0 neighbours=[2]} path=[1]"));
+    assert!(find(" CAP_UPDATE ").contains("nodes={1: dialog-dlg-repl=0} require_reply=1 path=[1]"));
+    assert!(find(" SHTAG_ACTIVE ").ends_with("SHTAG_ACTIVE v1 cluster=1 src=1 dst=2 tag=vip"));
+    assert!(find(" LS_UPDATE ").contains("neigh_id=3 LS_UP path=[1]"));
+
+    let sync = clusterer(
+        &[
+            "decode",
+            "--format",
+            "text",
+            pcap_path("11_generic_cachedb").to_str().unwrap(),
+        ],
+        None,
+    );
+    let text = String::from_utf8(sync.stdout).unwrap();
+    let line = text.lines().find(|l| l.contains(" SYNC v3 ")).unwrap();
+    assert!(
+        line.ends_with(
+            "SYNC v3 cluster=1 src=1 dst=3 capability=cachedb-local-repl data_version=1 chunks=4 \
+             sizes=[53,27,36,44] entries={collection=default key=offline:1 value=\"stored while node3 \
+             was down\" expiry=0; collection=default key=flag:empty value=\"\" expiry=0; \
+             collection=default key=greeting value=\"grüße ☃\" expiry=0; collection=sess \
+             key=sess-0002 value=\"created during outage\" expiry=295}"
+        ),
+        "{line}"
+    );
+}
+
+#[test]
+fn damaged_or_garbage_input_never_panics() {
+    let pcap = std::fs::read(pcap_path("11_generic_cachedb")).unwrap();
+    // Every truncation point near the start, then a stride through the file.
+    let mut cuts: Vec<usize> = (0..120).collect();
+    cuts.extend((120..pcap.len()).step_by(211));
+    for cut in cuts {
+        let (result, _) = decode_bytes(&pcap[..cut], Format::Json);
+        if let Ok(summary) = result {
+            assert!(summary.packets <= 123);
+        }
+    }
+    // Flipped bytes in a deterministic pseudo-random pattern.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..300 {
+        let mut damaged = pcap.clone();
+        for _ in 0..1 + next() % 8 {
+            let at = (next() as usize) % damaged.len();
+            damaged[at] = next() as u8;
+        }
+        let _ = decode_bytes(&damaged, Format::Text);
+    }
+    // Garbage of every input kind.
+    for len in [0usize, 1, 3, 4, 12, 17, 100, 5000] {
+        let garbage: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let _ = decode_bytes(&garbage, Format::Json);
+        let mut fake_pcap = vec![0xd4, 0xc3, 0xb2, 0xa1];
+        fake_pcap.extend_from_slice(&garbage);
+        let _ = decode_bytes(&fake_pcap, Format::Json);
+        let mut fake_ng = vec![
+            0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a,
+        ];
+        fake_ng.extend_from_slice(&garbage);
+        let _ = decode_bytes(&fake_ng, Format::Json);
+        let mut fake_bin = b"P4CK".to_vec();
+        fake_bin.extend_from_slice(&garbage);
+        let _ = decode_bytes(&fake_bin, Format::Text);
+    }
+    // Through the binary: a truncated capture is reported, not fatal.
+    let output = clusterer(&["decode", "--check", "-"], Some(&pcap[..pcap.len() - 7]));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let got = stdout_json(&output);
+    let last = got.last().unwrap();
+    assert_eq!(last["error_kind"], "capture", "{last:?}");
+    // The lost 7 bytes belong to the last frame, a bare ACK: every packet still decodes.
+    assert_eq!(got.len() - 1, 123);
+    let header_only = clusterer(&["decode", "-"], Some(&pcap[..10]));
+    assert_eq!(header_only.status.code(), Some(2));
+    assert!(stderr(&header_only).starts_with("clusterer decode: unreadable capture"));
+}
+
+#[test]
+fn odd_hex_is_an_input_error() {
+    let output = clusterer(&["decode", "--hex", "5034434"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("odd number of hex digits"));
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn help_describes_the_decode_subcommand() {
+    let output = clusterer(&["decode", "--help"], None);
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        help.contains("Usage: clusterer decode [OPTIONS] [INPUT]"),
+        "{help}"
+    );
+    assert!(help.contains("--reemit") && help.contains("--check") && help.contains("--hex <HEX>"));
+    assert!(help.contains("error_kind"));
+}
