@@ -1,0 +1,7 @@
+//! `decode` fuzz target: see [`clusterer_fuzz::checks::decode`].
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| clusterer_fuzz::checks::decode(data));

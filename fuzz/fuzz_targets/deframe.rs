@@ -1,0 +1,7 @@
+//! `deframe` fuzz target: see [`clusterer_fuzz::checks::deframe`].
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| clusterer_fuzz::checks::deframe(data));
