@@ -6,11 +6,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::address::NodeAddress;
+use crate::capability::{LocalCapability, RemoteCapability};
 use crate::config::NodeConfig;
 use crate::id::{ClusterId, NodeId};
 use crate::link::{Link, LinkState};
 use crate::report::ReportRing;
 use crate::route::{Route, RouteNode, RouteTable};
+use crate::shtag::SharingTag;
 
 /// A (sequence number, timestamp) pair of LS_UPDATE, FULL_TOP_UPDATE or CAP_UPDATE
 /// (wire.md §8). Stored pairs start at (−1, 0).
@@ -78,6 +80,8 @@ pub struct RemoteNode {
     pub(crate) pong_list: Vec<NodeId>,
     /// Reachability as last reported through events.
     pub(crate) reachable: bool,
+    /// Capabilities it advertises (learned from CAP_UPDATE).
+    pub(crate) capabilities: Vec<RemoteCapability>,
 }
 
 impl RemoteNode {
@@ -106,6 +110,7 @@ impl RemoteNode {
             cap: SeqStamp::default(),
             pong_list: Vec::new(),
             reachable: false,
+            capabilities: Vec::new(),
         }
     }
 
@@ -193,6 +198,11 @@ impl RemoteNode {
     pub fn is_reachable(&self) -> bool {
         self.reachable
     }
+
+    /// Capabilities it advertises.
+    pub fn capabilities(&self) -> &[RemoteCapability] {
+        &self.capabilities
+    }
 }
 
 /// The local node's record in one cluster.
@@ -211,8 +221,7 @@ pub struct LocalNode {
     /// Own counters (start at −1).
     pub(crate) ls: SeqStamp,
     pub(crate) top: SeqStamp,
-    /// Own CAP_UPDATE counter (advanced by the capability layer).
-    #[allow(dead_code)]
+    /// Own CAP_UPDATE counter.
     pub(crate) cap: SeqStamp,
     /// Own UP links, most recently added first.
     pub(crate) adjacency: Vec<NodeId>,
@@ -271,7 +280,7 @@ impl LocalNode {
 }
 
 /// One cluster of the local node.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Cluster {
     pub(crate) id: ClusterId,
     pub(crate) local: LocalNode,
@@ -283,6 +292,10 @@ pub struct Cluster {
     pub(crate) node_states: ReportRing,
     /// Reachability changes waiting for event processing, in order.
     pub(crate) pending_node_events: Vec<(NodeId, bool)>,
+    /// Local capabilities, most recently registered first.
+    pub(crate) capabilities: Vec<LocalCapability>,
+    /// Sharing tags of this cluster.
+    pub(crate) shtags: Vec<SharingTag>,
 }
 
 impl Cluster {
@@ -296,6 +309,8 @@ impl Cluster {
             routes_version: u64::MAX,
             node_states: ReportRing::default(),
             pending_node_events: Vec::new(),
+            capabilities: Vec::new(),
+            shtags: Vec::new(),
         }
     }
 
@@ -312,6 +327,21 @@ impl Cluster {
     /// Other nodes in list order (most recently added first).
     pub fn nodes(&self) -> &[RemoteNode] {
         &self.nodes
+    }
+
+    /// Local capabilities, most recently registered first (MI `clusterer_list_cap`).
+    pub fn capabilities(&self) -> &[LocalCapability] {
+        &self.capabilities
+    }
+
+    /// One local capability.
+    pub fn capability(&self, name: &str) -> Option<&LocalCapability> {
+        self.capabilities.iter().find(|c| c.name == name)
+    }
+
+    /// Sharing tags of this cluster.
+    pub fn shtags(&self) -> &[SharingTag] {
+        &self.shtags
     }
 
     /// Another node by id.

@@ -8,6 +8,8 @@ use core::fmt;
 use crate::address::{AddressError, NodeAddress};
 use crate::id::{ClusterId, NodeId};
 use crate::message::{MAX_CLUSTERS, MAX_NODES};
+use crate::shtag::ShtagConfig;
+use crate::sync::SyncOptions;
 
 /// Priority of a node provisioned without one (DB schema default).
 pub const DEFAULT_PRIORITY: i32 = 50;
@@ -158,6 +160,10 @@ pub struct Config {
     pub sync_packet_size: usize,
     /// Clusters, at most [`MAX_CLUSTERS`].
     pub clusters: Vec<ClusterConfig>,
+    /// `sharing_tag` parameters.
+    pub sharing_tags: Vec<ShtagConfig>,
+    /// Sync improvements (all on by default).
+    pub sync: SyncOptions,
 }
 
 impl Config {
@@ -170,6 +176,8 @@ impl Config {
             enable_rerouting: true,
             sync_packet_size: 32768,
             clusters: Vec::new(),
+            sharing_tags: Vec::new(),
+            sync: SyncOptions::default(),
         }
     }
 
@@ -231,6 +239,26 @@ impl Config {
                 })?;
             }
         }
+        for (i, t) in self.sharing_tags.iter().enumerate() {
+            if t.name.is_empty() {
+                return Err(ConfigError::EmptyShtagName { cluster: t.cluster });
+            }
+            if !self.clusters.iter().any(|c| c.id == t.cluster) {
+                return Err(ConfigError::ShtagUnknownCluster {
+                    name: t.name.clone(),
+                    cluster: t.cluster,
+                });
+            }
+            if self.sharing_tags[..i]
+                .iter()
+                .any(|o| o.name == t.name && o.cluster == t.cluster)
+            {
+                return Err(ConfigError::DuplicateShtag {
+                    name: t.name.clone(),
+                    cluster: t.cluster,
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -279,6 +307,25 @@ pub enum ConfigError {
         /// The node.
         node: NodeId,
     },
+    /// A sharing tag names a cluster that is not configured.
+    ShtagUnknownCluster {
+        /// Tag name.
+        name: String,
+        /// The cluster.
+        cluster: ClusterId,
+    },
+    /// The same sharing tag twice.
+    DuplicateShtag {
+        /// Tag name.
+        name: String,
+        /// The cluster.
+        cluster: ClusterId,
+    },
+    /// A sharing tag with an empty name.
+    EmptyShtagName {
+        /// The cluster.
+        cluster: ClusterId,
+    },
     /// A node URL does not parse.
     BadUrl {
         /// The cluster.
@@ -321,6 +368,18 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::DuplicateNode { cluster, node } => {
                 write!(f, "cluster {cluster}: node {node} is provisioned twice")
+            }
+            ConfigError::ShtagUnknownCluster { name, cluster } => {
+                write!(
+                    f,
+                    "sharing tag {name}/{cluster}: cluster {cluster} is not configured"
+                )
+            }
+            ConfigError::DuplicateShtag { name, cluster } => {
+                write!(f, "sharing tag {name}/{cluster} is configured twice")
+            }
+            ConfigError::EmptyShtagName { cluster } => {
+                write!(f, "a sharing tag of cluster {cluster} has an empty name")
             }
             ConfigError::BadUrl {
                 cluster,

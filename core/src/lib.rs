@@ -45,6 +45,9 @@ extern crate std;
 
 pub mod address;
 pub mod admin;
+pub mod capability;
+#[cfg(test)]
+mod capability_tests;
 pub mod cluster;
 pub mod config;
 pub mod discovery;
@@ -58,16 +61,23 @@ pub mod report;
 mod rng;
 pub mod route;
 pub mod send;
+pub mod shtag;
+pub mod sync;
 pub mod time;
 mod topology;
 
 pub use address::{NodeAddress, Scheme};
 pub use admin::SetStatusError;
+pub use capability::{
+    Capability, CapabilityError, CapabilityEvent, NodeMatch, Rejected, SyncStatus,
+};
 pub use cluster::{Cluster, LocalNode, RemoteNode, SeqStamp};
 pub use config::{ClusterConfig, Config, ConfigError, DbMode, NodeConfig, Timers};
 pub use discovery::RemoveNodeError;
 pub use id::{ClusterId, InvalidId, NodeId};
 pub use link::LinkState;
 pub use node::{ConnectionId, DropReason, Event, Node, Stats, Transmit, TransmitTo};
-pub use send::SendStatus;
+pub use send::{AddrKind, SendStatus};
+pub use shtag::{ElectionConfig, ShtagConfig, ShtagError, ShtagReason, ShtagState};
+pub use sync::{RequestSync, SyncOptions};
 pub use time::{Instant, Now};

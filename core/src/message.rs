@@ -15,6 +15,10 @@ use alloc::vec::Vec;
 
 use crate::id::{ClusterId, NodeId};
 
+/// Capability of the hop-by-hop probing and topology messages.
+pub const CAPABILITY_INTERNAL: &str = "clusterer-internal";
+/// Capability of the routable cluster service messages.
+pub const CAPABILITY_EXTRA: &str = "clusterer-extra";
 /// BIN version of every clusterer message except the sync family (`BIN_VERSION`).
 pub const BIN_VERSION: i16 = 1;
 /// BIN version of SYNC_REQ, SYNC and SYNC_END (`BIN_SYNC_VERSION`).

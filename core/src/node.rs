@@ -24,9 +24,16 @@ use crate::config::{Config, ConfigError, DbMode, Timers};
 use crate::id::{ClusterId, NodeId};
 use crate::link::{LinkState, LinkTimers, Transition};
 use crate::message::{Internal, InternalBody, Message, Ping, Pong, Routed, RoutedBody};
+use crate::report::ReportRing;
 use crate::rng::Rng;
 use crate::route::Route;
+use crate::shtag::{SharingTag, ShtagState};
+use crate::sync::SyncOptions;
 use crate::time::{Instant, Now};
+
+/// Period of the sync check timer (`SYNC_CHECK_INTERVAL`), which also drives election
+/// hold-downs.
+pub const SYNC_CHECK_INTERVAL_MS: u64 = 500;
 
 /// Most transmits queued between two drains; past it new transmits are dropped and counted
 /// (the peers recover through probing and gossip).
@@ -77,8 +84,19 @@ pub enum Event {
         /// New reachability.
         up: bool,
     },
-    /// A routed message addressed to this node that the core does not consume itself
-    /// (GENERIC_MSG, MI_CMD, module packets, ...).
+    /// `E_CLUSTERER_SHARING_TAG_CHANGED`: a sharing tag changed state.
+    ShtagChanged {
+        /// Tag name.
+        name: alloc::string::String,
+        /// Cluster.
+        cluster: ClusterId,
+        /// New state.
+        state: ShtagState,
+        /// Why, as in the `sharing_tags` report (`MI command`, `cluster broadcast from 2`, ...).
+        reason: alloc::string::String,
+    },
+    /// A routed message addressed to this node for the application: GENERIC_MSG
+    /// (`E_CLUSTERER_REQ_RECEIVED` / `E_CLUSTERER_RPL_RECEIVED`) or MI_CMD (run the command).
     Received {
         /// Cluster.
         cluster: ClusterId,
@@ -123,11 +141,17 @@ pub enum DropReason {
     ReroutingDisabled,
     /// A packet to relay has no route to its destination.
     NoRoute,
+    /// A sync or module packet for a capability not registered here.
+    UnknownCapability,
+    /// A sync or module packet for a capability disabled here.
+    CapabilityDisabled,
+    /// SYNC or SYNC_END from a node we did not ask (quirk #12).
+    UnsolicitedSync,
 }
 
 impl DropReason {
     /// Every reason, for counters.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::OwnSource,
         DropReason::UnknownCluster,
         DropReason::LocalDisabled,
@@ -141,6 +165,9 @@ impl DropReason {
         DropReason::UnknownDestination,
         DropReason::ReroutingDisabled,
         DropReason::NoRoute,
+        DropReason::UnknownCapability,
+        DropReason::CapabilityDisabled,
+        DropReason::UnsolicitedSync,
     ];
 
     /// A short snake_case name for metrics and logs.
@@ -159,6 +186,9 @@ impl DropReason {
             DropReason::UnknownDestination => "unknown_destination",
             DropReason::ReroutingDisabled => "rerouting_disabled",
             DropReason::NoRoute => "no_route",
+            DropReason::UnknownCapability => "unknown_capability",
+            DropReason::CapabilityDisabled => "capability_disabled",
+            DropReason::UnsolicitedSync => "unsolicited_sync",
         }
     }
 }
@@ -178,6 +208,8 @@ pub(crate) struct Settings {
     pub link: LinkTimers,
     pub heartbeat_ms: u64,
     pub rerouting: bool,
+    pub sync: SyncOptions,
+    pub sync_packet_size: usize,
 }
 
 /// The bounded output queues.
@@ -187,6 +219,8 @@ pub(crate) struct Outputs {
     pub events: VecDeque<Event>,
     pub dropped_transmits: u64,
     pub dropped_events: u64,
+    /// The `sharing_tags` report ring (one for all clusters).
+    pub shtag_reports: ReportRing,
 }
 
 impl Outputs {
@@ -237,6 +271,7 @@ pub struct Node {
     pub(crate) out: Outputs,
     pub(crate) rng: Rng,
     pub(crate) next_heartbeat: Instant,
+    pub(crate) next_sync_check: Instant,
 }
 
 impl Node {
@@ -254,6 +289,8 @@ impl Node {
             link: LinkTimers::from(&config.timers),
             heartbeat_ms: config.timers.heartbeat_ms(),
             rerouting: config.enable_rerouting,
+            sync: config.sync,
+            sync_packet_size: config.sync_packet_size,
         };
         let mut clusters = Vec::with_capacity(config.clusters.len());
         for c in &config.clusters {
@@ -285,10 +322,16 @@ impl Node {
                 // The node list is built by prepending (behaviour.md §1.2).
                 cluster.nodes.insert(0, RemoteNode::from_config(n, address));
             }
+            for t in config.sharing_tags.iter().filter(|t| t.cluster == c.id) {
+                cluster
+                    .shtags
+                    .push(SharingTag::new(&t.name, t.state, t.election));
+            }
             clusters.push(cluster);
         }
         Ok(Node {
             next_heartbeat: now.instant.plus(s.heartbeat_ms),
+            next_sync_check: now.instant.plus(SYNC_CHECK_INTERVAL_MS),
             s,
             clusters,
             out: Outputs::default(),
@@ -324,6 +367,33 @@ impl Node {
     /// One cluster.
     pub fn cluster(&self, id: ClusterId) -> Option<&Cluster> {
         self.clusters.iter().find(|c| c.id == id)
+    }
+
+    pub(crate) fn cluster_mut(&mut self, id: ClusterId) -> Option<&mut Cluster> {
+        self.clusters.iter_mut().find(|c| c.id == id)
+    }
+
+    /// Runs `f` on one cluster with a context, then processes node events. `None` for an
+    /// unknown cluster.
+    pub(crate) fn with_ctx<R>(
+        &mut self,
+        now: Now,
+        cluster: ClusterId,
+        f: impl FnOnce(&mut Ctx<'_>, &mut Cluster) -> R,
+    ) -> Option<R> {
+        let Node {
+            s, clusters, out, ..
+        } = self;
+        let c = clusters.iter_mut().find(|c| c.id == cluster)?;
+        let mut ctx = Ctx { now, s, out };
+        let r = f(&mut ctx, c);
+        ctx.process_node_events(c);
+        Some(r)
+    }
+
+    /// The `sharing_tags` report ring.
+    pub fn shtag_reports(&self) -> &ReportRing {
+        &self.out.shtag_reports
     }
 
     /// The next hop toward `dest`: the destination itself over a direct UP link, a
@@ -392,15 +462,45 @@ impl Node {
         self.out.events.pop_front()
     }
 
-    /// When [`Node::handle_timeout`] must be called next.
+    /// When [`Node::handle_timeout`] must be called next: the next heartbeat, or the next
+    /// sync check when a capability or an election waits for one.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        Some(self.next_heartbeat)
+        if self.needs_sync_check() {
+            Some(self.next_heartbeat.min(self.next_sync_check))
+        } else {
+            Some(self.next_heartbeat)
+        }
+    }
+
+    fn needs_sync_check(&self) -> bool {
+        self.clusters.iter().any(|c| {
+            c.capabilities.iter().any(|cap| {
+                cap.pending.is_some() || cap.requested.is_some() || cap.in_progress.is_some()
+            }) || c
+                .shtags
+                .iter()
+                .any(|t| t.election.as_ref().is_some_and(|e| e.activate_at.is_some()))
+        })
     }
 
     /// Runs the timers that are due: the heartbeat evaluates the link rules of every enabled
     /// node in every cluster where the local node is enabled. Early or repeated calls are
     /// no-ops.
     pub fn handle_timeout(&mut self, now: Now) {
+        if now.instant >= self.next_sync_check {
+            let late = now.instant.since(self.next_sync_check);
+            let period = SYNC_CHECK_INTERVAL_MS;
+            self.next_sync_check = self.next_sync_check.plus((late / period + 1) * period);
+            let Node {
+                s, clusters, out, ..
+            } = self;
+            let mut ctx = Ctx { now, s, out };
+            for c in clusters.iter_mut() {
+                ctx.sync_check(c);
+                ctx.shtag_check(c);
+                ctx.process_node_events(c);
+            }
+        }
         if now.instant < self.next_heartbeat {
             return;
         }
@@ -550,6 +650,7 @@ impl Ctx<'_> {
         self.refresh_reachability(c);
         self.send_ls_update(c, id, crate::message::LinkUpdate::Up);
         self.send_full_top_update(c, id);
+        self.send_full_cap_update(c, id, true);
     }
 
     /// Link-down procedure (behaviour.md §3.5); the link state has already left UP.
@@ -589,19 +690,27 @@ impl Ctx<'_> {
     /// DOWN of one node are processed: quirk #27 fixed; each cluster is processed on its
     /// own: quirk #5 fixed).
     pub(crate) fn process_node_events(&mut self, c: &mut Cluster) {
-        let pending = core::mem::take(&mut c.pending_node_events);
-        for (node, up) in pending {
-            let text = format!(
-                "Node [{node}], cluster [{}] is {}",
-                c.id,
-                if up { "UP" } else { "DOWN" }
-            );
-            c.node_states.push(self.now.unix_time, text);
-            self.out.event(Event::NodeStateChanged {
-                cluster: c.id,
-                node,
-                up,
-            });
+        // Handlers may change reachability again; a few rounds settle it.
+        for _ in 0..4 {
+            let pending = core::mem::take(&mut c.pending_node_events);
+            if pending.is_empty() {
+                return;
+            }
+            for (node, up) in pending {
+                let text = format!(
+                    "Node [{node}], cluster [{}] is {}",
+                    c.id,
+                    if up { "UP" } else { "DOWN" }
+                );
+                c.node_states.push(self.now.unix_time, text);
+                self.out.event(Event::NodeStateChanged {
+                    cluster: c.id,
+                    node,
+                    up,
+                });
+                self.capabilities_on_node_event(c, node, up);
+                self.shtags_on_node_event(c, node, up);
+            }
         }
     }
 
@@ -728,7 +837,15 @@ impl Ctx<'_> {
         }
         match m.body {
             RoutedBody::RemoveNode(r) => self.handle_remove_node(c, source, r.node),
-            body => {
+            RoutedBody::SyncReq(r) => self.handle_sync_req(c, source, r),
+            RoutedBody::Sync(s) => self.handle_sync(c, source, s),
+            RoutedBody::SyncEnd(e) => self.handle_sync_end(c, source, e),
+            RoutedBody::ShtagActive(t) => {
+                self.handle_shtag_active(c, source, &t.tag);
+                Ok(())
+            }
+            RoutedBody::Module(p) => self.handle_module_packet(c, source, m.version, p),
+            body @ (RoutedBody::GenericMsg(_) | RoutedBody::MiCmd(_)) => {
                 self.out.event(Event::Received {
                     cluster: c.id,
                     source,

@@ -8,8 +8,8 @@ use crate::config::DbMode;
 use crate::id::NodeId;
 use crate::link::LinkState;
 use crate::message::{
-    CapUpdate, FullTopUpdate, Internal, InternalBody, LinkUpdate, LsUpdate, MAX_FLOOD_PATH_LEN,
-    Message, NodeInfo, TopologyEntry,
+    FullTopUpdate, Internal, InternalBody, LinkUpdate, LsUpdate, MAX_FLOOD_PATH_LEN, Message,
+    NodeInfo, TopologyEntry,
 };
 use crate::node::{Ctx, DropReason, Transmit, TransmitTo};
 
@@ -128,26 +128,6 @@ impl Ctx<'_> {
         }
         self.refresh_reachability(c);
         self.flood(c, origin, InternalBody::FullTopUpdate(u));
-        Ok(())
-    }
-
-    /// CAP_UPDATE as far as topology is concerned: validated and flooded, so capability
-    /// announcements cross this node.
-    pub(crate) fn handle_cap_update(
-        &mut self,
-        c: &mut Cluster,
-        origin: NodeId,
-        u: CapUpdate,
-    ) -> Result<(), DropReason> {
-        let Some(o) = c.node_mut(origin) else {
-            return Err(DropReason::UnknownSource);
-        };
-        if !o.cap.accept(u.seq, u.timestamp) {
-            return Err(DropReason::StaleUpdate);
-        }
-        let mut u = u;
-        u.require_reply = false;
-        self.flood(c, origin, InternalBody::CapUpdate(u));
         Ok(())
     }
 
