@@ -835,7 +835,7 @@ fn set_active_announces_to_every_node_and_demotes_them() {
         .collect();
     assert_eq!(
         reports.last().unwrap(),
-        "TAG vip, cluster 1, became backup due to cluster broadcast from 2"
+        "TAG <vip>, cluster 1, became backup due to cluster broadcast from 2"
     );
 }
 

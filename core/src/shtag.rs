@@ -227,7 +227,7 @@ impl Ctx<'_> {
         }
         tag.state = to;
         let text = format!(
-            "TAG {}, cluster {}, became {} due to {reason}",
+            "TAG <{}>, cluster {}, became {} due to {reason}",
             tag.name,
             c.id,
             to.name()
