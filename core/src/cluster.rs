@@ -1,6 +1,7 @@
 //! The per-cluster node table (behaviour.md §1.2): the local node's record, the list of
 //! other nodes with their links and gossiped adjacency, sequence state, the route cache and
-//! the `node_states` report ring. Read-only accessors here serve MI and API queries.
+//! the per-cluster capabilities and sharing tags. Read-only accessors here serve MI and API
+//! queries.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -10,7 +11,6 @@ use crate::capability::{LocalCapability, RemoteCapability};
 use crate::config::NodeConfig;
 use crate::id::{ClusterId, NodeId};
 use crate::link::{Link, LinkState};
-use crate::report::ReportRing;
 use crate::route::{Route, RouteNode, RouteTable};
 use crate::shtag::SharingTag;
 
@@ -289,7 +289,6 @@ pub struct Cluster {
     pub(crate) topology_version: u64,
     pub(crate) routes: RouteTable,
     pub(crate) routes_version: u64,
-    pub(crate) node_states: ReportRing,
     /// Reachability changes waiting for event processing, in order.
     pub(crate) pending_node_events: Vec<(NodeId, bool)>,
     /// Local capabilities, most recently registered first.
@@ -307,7 +306,6 @@ impl Cluster {
             topology_version: 0,
             routes: RouteTable::default(),
             routes_version: u64::MAX,
-            node_states: ReportRing::default(),
             pending_node_events: Vec::new(),
             capabilities: Vec::new(),
             shtags: Vec::new(),
@@ -356,11 +354,6 @@ impl Cluster {
     /// Increases on every change of any adjacency list.
     pub fn topology_version(&self) -> u64 {
         self.topology_version
-    }
-
-    /// The `node_states` report ring.
-    pub fn node_state_reports(&self) -> &ReportRing {
-        &self.node_states
     }
 
     /// Whether any known node of this cluster has `ip` as its URL address (the source-IP

@@ -221,6 +221,8 @@ pub(crate) struct Outputs {
     pub dropped_events: u64,
     /// The `sharing_tags` report ring (one for all clusters).
     pub shtag_reports: ReportRing,
+    /// The `node_states` report ring (one for all clusters).
+    pub node_state_reports: ReportRing,
 }
 
 impl Outputs {
@@ -394,6 +396,11 @@ impl Node {
     /// The `sharing_tags` report ring.
     pub fn shtag_reports(&self) -> &ReportRing {
         &self.out.shtag_reports
+    }
+
+    /// The `node_states` report ring (all clusters, like OpenSIPS' single identifier).
+    pub fn node_state_reports(&self) -> &ReportRing {
+        &self.out.node_state_reports
     }
 
     /// The next hop toward `dest`: the destination itself over a direct UP link, a
@@ -702,7 +709,7 @@ impl Ctx<'_> {
                     c.id,
                     if up { "UP" } else { "DOWN" }
                 );
-                c.node_states.push(self.now.unix_time, text);
+                self.out.node_state_reports.push(self.now.unix_time, text);
                 self.out.event(Event::NodeStateChanged {
                     cluster: c.id,
                     node,

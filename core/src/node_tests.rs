@@ -282,8 +282,6 @@ fn reachability_events_follow_paths_not_direct_links() {
     assert!(events(&mut node).is_empty());
     assert_eq!(node.next_hop(C1, n(3)), Some(n(3)));
     let reports: Vec<_> = node
-        .cluster(C1)
-        .unwrap()
         .node_state_reports()
         .iter()
         .map(|r| r.text.clone())
