@@ -4,10 +4,14 @@
 //!
 //! Modules:
 //! * [`decode`]: `clusterer decode`, the packet dissector for captured BIN traffic.
+//! * [`events`]: OpenSIPS event names, hooks and the JSON-lines event log.
+//! * [`metrics`]: Prometheus text exposition.
 //! * [`runtime`]: the engine task, TCP transport and the cloneable [`runtime::Handle`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod decode;
+pub mod events;
+pub mod metrics;
 pub mod runtime;
