@@ -3,6 +3,7 @@
 //! The std runtime of clusterer and the home of the `clusterer` binary.
 //!
 //! Modules:
+//! * [`cachedb`]: the shipped `cachedb-local-repl` capability, a replicated key/value cache.
 //! * [`decode`]: `clusterer decode`, the packet dissector for captured BIN traffic.
 //! * [`events`]: OpenSIPS event names, hooks and the JSON-lines event log.
 //! * [`metrics`]: Prometheus text exposition.
@@ -11,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cachedb;
 pub mod decode;
 pub mod events;
 pub mod metrics;
