@@ -28,6 +28,9 @@ use clusterer_proto::wire::cachedb_local;
 /// The capability name on the wire.
 pub const CAPABILITY: &str = cachedb_local::CAPABILITY;
 
+/// (key, value) pairs, sorted by key.
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One collection of the configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectionSpec {
@@ -262,11 +265,7 @@ impl Cache {
     ///
     /// # Errors
     /// [`CacheError::UnknownCollection`].
-    pub fn fetch_glob(
-        &self,
-        collection: &str,
-        pattern: &str,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CacheError> {
+    pub fn fetch_glob(&self, collection: &str, pattern: &str) -> Result<KeyValues, CacheError> {
         let now = Instant::now();
         let guard = self.lock();
         let c = guard
@@ -312,7 +311,7 @@ impl Cache {
     }
 
     /// Live entries of a collection, sorted by key (for tests and the demo).
-    pub fn snapshot(&self, collection: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub fn snapshot(&self, collection: &str) -> KeyValues {
         self.fetch_glob(collection, "*").unwrap_or_default()
     }
 
