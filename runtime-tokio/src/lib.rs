@@ -4,6 +4,8 @@
 //!
 //! Modules:
 //! * [`cachedb`]: the shipped `cachedb-local-repl` capability, a replicated key/value cache.
+//! * [`config`]: the daemon configuration (TOML with the OpenSIPS module parameters) and
+//!   `clusterer check-config`.
 //! * [`decode`]: `clusterer decode`, the packet dissector for captured BIN traffic.
 //! * [`events`]: OpenSIPS event names, hooks and the JSON-lines event log.
 //! * [`metrics`]: Prometheus text exposition.
@@ -13,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod cachedb;
+pub mod config;
 pub mod decode;
 pub mod events;
 pub mod metrics;

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use clusterer_tokio::decode;
+use clusterer_tokio::{config, decode};
 
 /// A cluster engine speaking the OpenSIPS 3.6 clusterer protocol.
 #[derive(Parser, Debug)]
@@ -22,11 +22,14 @@ enum Command {
     /// Decode captured clusterer BIN traffic (pcap, pcapng, hex or raw bytes).
     #[command(long_about = decode::LONG_ABOUT)]
     Decode(decode::DecodeArgs),
+    /// Check a configuration file: print `OK: ...` and any warnings, or the first error.
+    CheckConfig(config::CheckConfigArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => decode::run(&args),
+        Command::CheckConfig(args) => config::run_check_config(&args),
     }
 }
