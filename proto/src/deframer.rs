@@ -53,6 +53,10 @@ impl Deframer {
     /// returns how many bytes were taken. Call [`next_packet`](Self::next_packet) until it
     /// returns `Ok(None)` before pushing the rest.
     pub fn push(&mut self, data: &[u8]) -> usize {
+        if self.failed.is_some() {
+            // The stream is dead; swallow input without keeping it.
+            return data.len();
+        }
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -73,11 +77,11 @@ impl Deframer {
             return Err(err);
         }
         let avail = &self.buf[self.start..];
-        // Reject a wrong marker as soon as its bytes arrive.
-        let seen = avail.len().min(MARKER.len());
-        if avail[..seen] != MARKER[..seen] {
-            let mut found = [0u8; 4];
-            found[..seen].copy_from_slice(&avail[..seen]);
+        // Judge the marker once its four bytes are here, so the error does not depend on
+        // how the stream was cut.
+        if let Some(&found) = avail.first_chunk::<4>()
+            && found != MARKER
+        {
             return Err(self.fail(DecodeError::BadMarker { found }));
         }
         let Some(start) = avail.first_chunk::<8>() else {
@@ -164,11 +168,14 @@ mod tests {
     fn bad_marker_is_a_connection_error_and_sticks() {
         let mut d = Deframer::new();
         d.push(b"P4X");
+        assert_eq!(d.next_packet(), Ok(None), "judged once four bytes are here");
+        d.push(b"Y");
         assert_eq!(
             d.next_packet(),
-            Err(DecodeError::BadMarker { found: *b"P4X\0" })
+            Err(DecodeError::BadMarker { found: *b"P4XY" })
         );
-        d.push(&packet(17));
+        assert_eq!(d.push(&packet(17)), 17, "input swallowed");
+        assert_eq!(d.buffered(), 0);
         assert!(d.next_packet().is_err());
     }
 
