@@ -6,6 +6,8 @@
 //! * [`cachedb`]: the shipped `cachedb-local-repl` capability, a replicated key/value cache.
 //! * [`config`]: the daemon configuration (TOML with the OpenSIPS module parameters) and
 //!   `clusterer check-config`.
+//! * [`db`]: `db_mode = 1` provisioning from the OpenSIPS `clusterer` table (SQLite,
+//!   PostgreSQL, MySQL/MariaDB) and `clusterer db`.
 //! * [`decode`]: `clusterer decode`, the packet dissector for captured BIN traffic.
 //! * [`events`]: OpenSIPS event names, hooks and the JSON-lines event log.
 //! * [`metrics`]: Prometheus text exposition.
@@ -16,6 +18,7 @@
 
 pub mod cachedb;
 pub mod config;
+pub mod db;
 pub mod decode;
 pub mod events;
 pub mod metrics;

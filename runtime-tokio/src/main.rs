@@ -24,6 +24,9 @@ enum Command {
     Decode(decode::DecodeArgs),
     /// Check a configuration file: print `OK: ...` and any warnings, or the first error.
     CheckConfig(config::CheckConfigArgs),
+    /// Provision the clusterer table (db_mode 1): init, add-node, list, remove-node,
+    /// set-state, check. The database defaults to sqlite://clusterer.sqlite.
+    Db(clusterer_tokio::db::DbArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,5 +34,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Decode(args) => decode::run(&args),
         Command::CheckConfig(args) => config::run_check_config(&args),
+        Command::Db(args) => clusterer_tokio::db::run(&args),
     }
 }
