@@ -2,7 +2,9 @@
 
 use alloc::vec::Vec;
 
-use crate::cluster::Cluster;
+use crate::address::NodeAddress;
+use crate::cluster::{Cluster, LocalNode, RemoteNode};
+use crate::config::{ClusterConfig, Config, ConfigError};
 use crate::id::{ClusterId, NodeId};
 use crate::link::LinkState;
 use crate::node::{Ctx, Node};
@@ -91,6 +93,77 @@ impl Node {
             }
         }
         ctx.process_node_events(c);
+        Ok(())
+    }
+}
+
+impl Node {
+    /// `clusterer_reload` (db_mode 1, behaviour.md §8): rebuilds the node table from freshly
+    /// provisioned clusters. Every link restarts probing and remote knowledge (adjacency,
+    /// sequence pairs, remote capabilities) is forgotten; local capability states, sharing
+    /// tags and the local node's own sequence counters are kept (so peers keep accepting our
+    /// updates). A node that was reachable gets a DOWN event; it comes back UP through
+    /// probing. Clusters no longer provisioned are dropped, new ones added.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the new table is invalid; nothing changed.
+    pub fn reload(&mut self, now: Now, clusters: Vec<ClusterConfig>) -> Result<(), ConfigError> {
+        let mut check = Config::new(self.s.my_id, self.s.db_mode);
+        check.clusters = clusters.clone();
+        check.validate()?;
+        let mut addresses = Vec::new();
+        for cc in &clusters {
+            let local =
+                NodeAddress::parse(&cc.local.url).map_err(|reason| ConfigError::BadUrl {
+                    cluster: cc.id,
+                    node: cc.local.id,
+                    reason,
+                })?;
+            let mut nodes = Vec::new();
+            for n in &cc.nodes {
+                let address = NodeAddress::parse(&n.url).map_err(|reason| ConfigError::BadUrl {
+                    cluster: cc.id,
+                    node: n.id,
+                    reason,
+                })?;
+                nodes.push((n, address));
+            }
+            addresses.push((local, nodes));
+        }
+        self.clusters
+            .retain(|c| clusters.iter().any(|cc| cc.id == c.id));
+        for (cc, (local_address, nodes)) in clusters.iter().zip(addresses) {
+            let index = match self.clusters.iter().position(|c| c.id == cc.id) {
+                Some(i) => i,
+                None => {
+                    let local = LocalNode::from_config(&cc.local, local_address);
+                    self.clusters.push(Cluster::new(cc.id, local));
+                    self.clusters.len() - 1
+                }
+            };
+            let Node {
+                s,
+                clusters: all,
+                out,
+                ..
+            } = self;
+            let c = &mut all[index];
+            let mut ctx = Ctx { now, s, out };
+            for n in c.nodes.iter().filter(|n| n.reachable) {
+                c.pending_node_events.push((n.id, false));
+            }
+            let counters = (c.local.ls, c.local.top, c.local.cap);
+            c.local = LocalNode::from_config(&cc.local, local_address);
+            (c.local.ls, c.local.top, c.local.cap) = counters;
+            c.nodes = nodes
+                .into_iter()
+                .rev()
+                .map(|(n, address)| RemoteNode::from_config(n, address))
+                .collect();
+            c.bump_topology();
+            ctx.refresh_reachability(c);
+            ctx.process_node_events(c);
+        }
         Ok(())
     }
 }

@@ -228,6 +228,25 @@ pub struct LocalNode {
 }
 
 impl LocalNode {
+    pub(crate) fn from_config(c: &NodeConfig, address: NodeAddress) -> Self {
+        LocalNode {
+            id: c.id,
+            db_id: c.db_id,
+            url: c.url.clone(),
+            address,
+            sip_addr: c.sip_addr.clone(),
+            description: c.description.clone(),
+            priority: c.priority,
+            no_ping_retries: c.no_ping_retries,
+            seed: c.seed,
+            enabled: c.enabled,
+            ls: SeqStamp::default(),
+            top: SeqStamp::default(),
+            cap: SeqStamp::default(),
+            adjacency: Vec::new(),
+        }
+    }
+
     /// Node id.
     pub fn id(&self) -> NodeId {
         self.id

@@ -302,22 +302,7 @@ impl Node {
                 reason,
             };
             let address = NodeAddress::parse(&c.local.url).map_err(|r| bad_url(c.local.id, r))?;
-            let local = LocalNode {
-                id: c.local.id,
-                db_id: c.local.db_id,
-                url: c.local.url.clone(),
-                address,
-                sip_addr: c.local.sip_addr.clone(),
-                description: c.local.description.clone(),
-                priority: c.local.priority,
-                no_ping_retries: c.local.no_ping_retries,
-                seed: c.local.seed,
-                enabled: c.local.enabled,
-                ls: Default::default(),
-                top: Default::default(),
-                cap: Default::default(),
-                adjacency: Vec::new(),
-            };
+            let local = LocalNode::from_config(&c.local, address);
             let mut cluster = Cluster::new(c.id, local);
             for n in &c.nodes {
                 let address = NodeAddress::parse(&n.url).map_err(|r| bad_url(n.id, r))?;

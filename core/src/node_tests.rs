@@ -987,3 +987,56 @@ fn generated_tags_have_the_prefix_and_24_random_characters() {
     assert_eq!(a.len(), "10000-1234-".len() + 24);
     assert_ne!(a, node.generate_tag(ClusterId::new(10_000).unwrap()));
 }
+
+#[test]
+fn reload_rebuilds_the_table_and_restarts_probing() {
+    let mut node = node_with(1, &[2, 3], DbMode::Database);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    events(&mut node);
+    let new = ClusterConfig {
+        id: C1,
+        local: NodeConfig::new(n(1), url(1)),
+        nodes: vec![NodeConfig::new(n(2), url(2)), NodeConfig::new(n(4), url(4))],
+    };
+    node.reload(at(2000), vec![new]).unwrap();
+    let c = node.cluster(C1).unwrap();
+    let ids: Vec<_> = c.nodes().iter().map(|n| n.id()).collect();
+    assert_eq!(
+        ids,
+        [n(4), n(2)],
+        "reverse provisioning order, node 3 gone, node 4 added"
+    );
+    assert!(
+        c.nodes()
+            .iter()
+            .all(|n| n.link_state() == LinkState::RestartPinging)
+    );
+    assert_eq!(
+        events(&mut node),
+        [Event::NodeStateChanged {
+            cluster: C1,
+            node: n(2),
+            up: false
+        }]
+    );
+    node.handle_timeout(at(3000));
+    let ts = drain(&mut node);
+    assert_eq!(
+        sent_to(&ts, 4),
+        [&InternalBody::Ping(Ping {
+            req_node_list: true
+        })]
+    );
+    let bad = ClusterConfig {
+        id: C1,
+        local: NodeConfig::new(n(1), url(1)),
+        nodes: vec![NodeConfig::new(n(1), url(1))],
+    };
+    assert!(
+        node.reload(at(3000), vec![bad]).is_err(),
+        "invalid table refused, nothing changed"
+    );
+    assert_eq!(node.cluster(C1).unwrap().nodes().len(), 2);
+}
