@@ -11,6 +11,8 @@
 //! * [`decode`]: `clusterer decode`, the packet dissector for captured BIN traffic.
 //! * [`events`]: OpenSIPS event names, hooks and the JSON-lines event log.
 //! * [`metrics`]: Prometheus text exposition.
+//! * [`mi`]: the OpenSIPS-compatible management interface (JSON-RPC over HTTP, remote MI,
+//!   `clusterer mi`).
 //! * [`runtime`]: the engine task, TCP transport and the cloneable [`runtime::Handle`].
 
 #![forbid(unsafe_code)]
@@ -22,4 +24,5 @@ pub mod db;
 pub mod decode;
 pub mod events;
 pub mod metrics;
+pub mod mi;
 pub mod runtime;

@@ -27,6 +27,9 @@ enum Command {
     /// Provision the clusterer table (db_mode 1): init, add-node, list, remove-node,
     /// set-state, check. The database defaults to sqlite://clusterer.sqlite.
     Db(clusterer_tokio::db::DbArgs),
+    /// Run an MI command on a daemon over JSON-RPC (like `opensips-cli -x mi`).
+    #[command(long_about = clusterer_tokio::mi::client::LONG_ABOUT)]
+    Mi(clusterer_tokio::mi::client::MiArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +38,6 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode::run(&args),
         Command::CheckConfig(args) => config::run_check_config(&args),
         Command::Db(args) => clusterer_tokio::db::run(&args),
+        Command::Mi(args) => clusterer_tokio::mi::client::run(&args),
     }
 }
