@@ -949,6 +949,16 @@ fn election_node_beats_a_non_eligible_active_peer() {
 }
 
 #[test]
+fn election_tags_refuse_manual_activation() {
+    let mut net = Net::mesh(1, |_, c| tag(c, ShtagState::Backup, true));
+    let r = net
+        .node(1)
+        .shtag_set_active(at(0), "vip", C1, ShtagReason::MiCommand);
+    assert_eq!(r, Err(crate::shtag::ShtagError::ElectionMode));
+    assert_eq!(tag_state(&net, 1), ShtagState::Backup);
+}
+
+#[test]
 fn election_advert_rides_in_cap_update() {
     let mut net = Net::mesh(2, |i, c| tag(c, ShtagState::Backup, i == 1));
     net.run_until(1500);

@@ -183,11 +183,18 @@ impl SharingTag {
 pub enum ShtagError {
     /// MI 404 `Cluster ID not found`.
     UnknownCluster,
+    /// The tag runs in election mode; it cannot be set active by hand.
+    ElectionMode,
 }
 
 impl fmt::Display for ShtagError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Cluster ID not found")
+        f.write_str(match self {
+            ShtagError::UnknownCluster => "Cluster ID not found",
+            ShtagError::ElectionMode => {
+                "Tag is in election mode: the best (priority, id) eligible node holds it; disable the active node or change priorities to move it"
+            }
+        })
     }
 }
 
@@ -393,8 +400,12 @@ impl Node {
     /// `clusterer_shtag_set_active` / `$cluster.sh_tag = "active"` / API: makes the tag
     /// active (creating it if unknown) and announces it (behaviour.md §10.2).
     ///
+    /// A tag in election mode cannot be set active by hand: its owner follows the
+    /// (eligible, priority, id) order, and a manual move would be reverted by the next
+    /// conflict. To move it, disable the active node or change priorities.
+    ///
     /// # Errors
-    /// [`ShtagError::UnknownCluster`]; nothing changed.
+    /// [`ShtagError::UnknownCluster`], [`ShtagError::ElectionMode`]; nothing changed.
     pub fn shtag_set_active(
         &mut self,
         now: Now,
@@ -403,10 +414,17 @@ impl Node {
         reason: ShtagReason,
     ) -> Result<(), ShtagError> {
         self.with_ctx(now, cluster, |ctx, c| {
+            if c.shtags
+                .iter()
+                .any(|t| t.name == name && t.election.is_some())
+            {
+                return Err(ShtagError::ElectionMode);
+            }
             let index = Ctx::tag_index(c, name);
             ctx.shtag_activate(c, index, reason);
+            Ok(())
         })
-        .ok_or(ShtagError::UnknownCluster)
+        .unwrap_or(Err(ShtagError::UnknownCluster))
     }
 
     /// The state of a tag (backup for an unknown tag of a known cluster, as OpenSIPS

@@ -20,10 +20,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use clusterer_core::NodeId;
-use clusterer_core::capability::{Capability, CapabilityEvent, Rejected};
+use clusterer_core::capability::{Capability, CapabilityEvent, NodeMatch, Rejected};
 use clusterer_core::message::{CachedbLocalEntry, CachedbLocalPacket, ModulePacket};
+use clusterer_core::{ClusterId, NodeId};
 use clusterer_proto::wire::cachedb_local;
+use serde_json::{Value, json};
+
+use crate::mi::{Dispatcher, MiError, RegisterError};
+use crate::runtime::Handle;
 
 /// The capability name on the wire.
 pub const CAPABILITY: &str = cachedb_local::CAPABILITY;
@@ -524,6 +528,173 @@ impl Capability for CachedbCapability {
 
     fn handle_event(&mut self, event: CapabilityEvent) {
         tracing::debug!(?event, "cachedb-local-repl event");
+    }
+}
+
+/// Registers the cache MI commands of cachedb-local.md §8 (`cache_store`, `cache_fetch`,
+/// `cache_remove`, `cache_fetch_chunk`, `cache_remove_chunk`). A store or remove on a
+/// replicated collection is replicated through `handle` to every reachable node of
+/// `cluster` (when the cache is clustered).
+///
+/// # Errors
+/// [`RegisterError`] when a command name is already taken.
+pub fn register_mi(
+    dispatcher: &Dispatcher,
+    cache: Cache,
+    handle: Handle,
+    cluster: Option<ClusterId>,
+) -> Result<(), RegisterError> {
+    let ctx = Arc::new((cache, handle, cluster));
+    let c = Arc::clone(&ctx);
+    dispatcher.register(
+        "cache_store",
+        &[
+            &["system", "attr", "value"],
+            &["system", "attr", "value", "expire"],
+        ],
+        move |call| {
+            let c = Arc::clone(&c);
+            async move {
+                let (cache, handle, cluster) = &*c;
+                let p = &call.params;
+                let system = nonempty(p.string("system")?, "Empty memory cache id")?;
+                let attr = nonempty(p.string("attr")?, "Empty attribute name")?;
+                let value = nonempty(p.string("value")?, "Empty value")?;
+                let expire = p.opt_int("expire")?.unwrap_or(0);
+                if expire < 0 {
+                    return Err(MiError::invalid_params("Negative expire value"));
+                }
+                let failed = || MiError::new(500, "Cache store command failed");
+                let collection = cache.resolve(&system).map_err(|_| failed())?;
+                cache
+                    .store(&collection, attr.as_bytes(), value.as_bytes(), expire)
+                    .map_err(|_| failed())?;
+                let op = CachedbLocalPacket::Insert(CachedbLocalEntry {
+                    collection,
+                    key: attr.into_bytes(),
+                    value: value.into_bytes(),
+                    expiry: expire,
+                });
+                replicate(cache, handle, *cluster, &op).await;
+                Ok(Value::from("OK"))
+            }
+        },
+    )?;
+    let c = Arc::clone(&ctx);
+    dispatcher.register("cache_fetch", &[&["system", "attr"]], move |call| {
+        let c = Arc::clone(&c);
+        async move {
+            let (cache, _, _) = &*c;
+            let system = nonempty(call.params.string("system")?, "Empty memory cache id")?;
+            let attr = nonempty(call.params.string("attr")?, "Empty attribute name")?;
+            let collection = cache
+                .resolve(&system)
+                .map_err(|_| MiError::new(500, "Cache fetch command failed"))?;
+            match cache.fetch(&collection, attr.as_bytes()) {
+                Ok(v) if !v.is_empty() => {
+                    Ok(json!({ "key": attr, "value": String::from_utf8_lossy(&v) }))
+                }
+                Ok(_) | Err(CacheError::NotFound) => Err(MiError::new(400, "Value not found")),
+                Err(_) => Err(MiError::new(500, "Cache fetch command failed")),
+            }
+        }
+    })?;
+    let c = Arc::clone(&ctx);
+    dispatcher.register("cache_remove", &[&["system", "attr"]], move |call| {
+        let c = Arc::clone(&c);
+        async move {
+            let (cache, handle, cluster) = &*c;
+            let system = nonempty(call.params.string("system")?, "Empty memory cache id")?;
+            let attr = nonempty(call.params.string("attr")?, "Empty attribute name")?;
+            let failed = || MiError::new(500, "Cache remove command failed");
+            let collection = cache.resolve(&system).map_err(|_| failed())?;
+            cache
+                .remove(&collection, attr.as_bytes())
+                .map_err(|_| failed())?;
+            let op = CachedbLocalPacket::Remove {
+                collection,
+                key: attr.into_bytes(),
+            };
+            replicate(cache, handle, *cluster, &op).await;
+            Ok(Value::from("OK"))
+        }
+    })?;
+    let c = Arc::clone(&ctx);
+    dispatcher.register("cache_fetch_chunk", &[&["glob"], &["glob", "collection"]], move |call| {
+        let c = Arc::clone(&c);
+        async move {
+            let (cache, _, _) = &*c;
+            let glob = call.params.string("glob")?;
+            let collection = chunk_collection(cache, call.params.opt_string("collection")?)?;
+            let keys: Vec<Value> = cache
+                .fetch_glob(&collection, &glob)
+                .map_err(|e| MiError::new(404, e.to_string()))?
+                .into_iter()
+                .map(|(k, v)| json!({ "name": String::from_utf8_lossy(&k), "value": String::from_utf8_lossy(&v) }))
+                .collect();
+            Ok(json!({ "keys": keys }))
+        }
+    })?;
+    let c = Arc::clone(&ctx);
+    dispatcher.register(
+        "cache_remove_chunk",
+        &[&["glob"], &["glob", "collection"]],
+        move |call| {
+            let c = Arc::clone(&c);
+            async move {
+                let (cache, _, _) = &*c;
+                let glob = call.params.string("glob")?;
+                let collection = chunk_collection(cache, call.params.opt_string("collection")?)?;
+                cache
+                    .remove_glob(&collection, &glob)
+                    .map_err(|e| MiError::new(404, e.to_string()))?;
+                Ok(Value::from("OK"))
+            }
+        },
+    )?;
+    Ok(())
+}
+
+/// The collection of a glob command: the named one, or the first (like OpenSIPS). An
+/// unknown collection is a clear 404 (cachedb-local.md quirk #13 fixed).
+fn chunk_collection(cache: &Cache, collection: Option<String>) -> Result<String, MiError> {
+    match collection {
+        Some(c) => cache
+            .resolve(&format!("local:{c}"))
+            .map_err(|_| MiError::new(404, format!("Collection {c} not found"))),
+        None => cache
+            .resolve("local")
+            .map_err(|_| MiError::new(404, "No collection configured")),
+    }
+}
+
+fn nonempty(value: String, error: &str) -> Result<String, MiError> {
+    if value.is_empty() {
+        Err(MiError::invalid_params(error))
+    } else {
+        Ok(value)
+    }
+}
+
+/// Sends a local change to every reachable node (replicated collections only); failures
+/// are only logged, as in OpenSIPS.
+async fn replicate(
+    cache: &Cache,
+    handle: &Handle,
+    cluster: Option<ClusterId>,
+    op: &CachedbLocalPacket,
+) {
+    let Some(cluster) = cluster else { return };
+    let Some(packet) = cache.replication_packet(op) else {
+        return;
+    };
+    match handle
+        .send_all(cluster, NodeMatch::Any, cachedb_local::BIN_VERSION, packet)
+        .await
+    {
+        Ok(status) if status.code() < 0 => tracing::debug!(?status, "cache change not replicated"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cache change not replicated"),
     }
 }
 

@@ -8,6 +8,7 @@
 //!   `clusterer check-config`.
 //! * [`db`]: `db_mode = 1` provisioning from the OpenSIPS `clusterer` table (SQLite,
 //!   PostgreSQL, MySQL/MariaDB) and `clusterer db`.
+//! * [`daemon`]: `clusterer run`, the daemon wiring everything together.
 //! * [`decode`]: `clusterer decode`, the packet dissector for captured BIN traffic.
 //! * [`events`]: OpenSIPS event names, hooks and the JSON-lines event log.
 //! * [`metrics`]: Prometheus text exposition.
@@ -20,6 +21,7 @@
 
 pub mod cachedb;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod decode;
 pub mod events;

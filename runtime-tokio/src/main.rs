@@ -27,6 +27,8 @@ enum Command {
     /// Provision the clusterer table (db_mode 1): init, add-node, list, remove-node,
     /// set-state, check. The database defaults to sqlite://clusterer.sqlite.
     Db(clusterer_tokio::db::DbArgs),
+    /// Run the daemon with a configuration file (stops on SIGINT/SIGTERM; logs with RUST_LOG).
+    Run(clusterer_tokio::daemon::RunArgs),
     /// Run an MI command on a daemon over JSON-RPC (like `opensips-cli -x mi`).
     #[command(long_about = clusterer_tokio::mi::client::LONG_ABOUT)]
     Mi(clusterer_tokio::mi::client::MiArgs),
@@ -39,5 +41,6 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => config::run_check_config(&args),
         Command::Db(args) => clusterer_tokio::db::run(&args),
         Command::Mi(args) => clusterer_tokio::mi::client::run(&args),
+        Command::Run(args) => clusterer_tokio::daemon::run(&args),
     }
 }

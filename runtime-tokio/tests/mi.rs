@@ -1193,7 +1193,7 @@ async fn db_mode_commands_and_the_reload_hook() {
         let seen = Arc::clone(&seen);
         Box::pin(async move {
             seen.fetch_add(1, Ordering::SeqCst);
-            Ok(())
+            Ok(serde_json::Value::from("OK"))
         })
     });
     node.mi.clusterer().set_reload_hook(Some(hook));

@@ -45,7 +45,7 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use commands::clusterer::{ClustererMi, ClustererMiOptions, ReloadHook};
+pub use commands::clusterer::{ClustererMi, ClustererMiOptions, ReloadHook, StatusHook};
 pub use dispatcher::{
     Call, CommandSpec, Dispatcher, Handler, HandlerFuture, Origin, RegisterError,
 };

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use clusterer_core::message::{MAX_MI_PARAMS, MiCmd, RoutedBody};
-use clusterer_core::shtag::ShtagReason;
+use clusterer_core::shtag::{ShtagError, ShtagReason};
 use clusterer_core::{
     CapabilityError, ClusterId, DbMode, LinkState, NodeId, RemoveNodeError, SendStatus,
     SetStatusError,
@@ -36,10 +36,21 @@ use crate::mi::error::{MiError, MiResult};
 use crate::mi::params::array_strings;
 use crate::runtime::Handle;
 
-/// Reloads the node table from the database for `clusterer_reload` (db_mode 1). `Ok` →
-/// `"OK"`; an `Err` is sent back as it is (OpenSIPS uses 500 `Failed to reload`).
+/// Reloads the node table from the database for `clusterer_reload` (db_mode 1). `Ok(v)` is
+/// the command's result (`"OK"` like OpenSIPS, or a report of skipped rows); an `Err` is
+/// sent back as it is (OpenSIPS uses 500 `Failed to reload`).
 pub type ReloadHook =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), MiError>> + Send>> + Send + Sync>;
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Value, MiError>> + Send>> + Send + Sync>;
+
+/// Persists a `clusterer_set_status` change (db_mode 1: the `state` column of the
+/// (node_id, cluster_id) row; `node` is the resolved node, the local one included). Called
+/// after the engine accepted the change; an `Err` is logged, the command still answers OK
+/// (the running state changed).
+pub type StatusHook = Arc<
+    dyn Fn(ClusterId, NodeId, bool) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Options of the clusterer commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +71,7 @@ pub struct ClustererMi {
     pub(crate) handle: Handle,
     pub(crate) options: ClustererMiOptions,
     reload: RwLock<Option<ReloadHook>>,
+    status: RwLock<Option<StatusHook>>,
 }
 
 impl fmt::Debug for ClustererMi {
@@ -110,7 +122,13 @@ impl ClustererMi {
             handle,
             options,
             reload: RwLock::new(None),
+            status: RwLock::new(None),
         })
+    }
+
+    /// Plugs the persistence of `clusterer_set_status` (db_mode 1), or removes it.
+    pub fn set_status_hook(&self, hook: Option<StatusHook>) {
+        *self.status.write().unwrap_or_else(PoisonError::into_inner) = hook;
     }
 
     /// The engine.
@@ -264,8 +282,7 @@ impl ClustererMi {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         if let Some(hook) = hook {
-            hook().await?;
-            return ok();
+            return hook().await;
         }
         match self.db_mode().await? {
             DbMode::Discovery => Err(MiError::new(400, "Non-DB mode")),
@@ -293,7 +310,20 @@ impl ClustererMi {
             })
             .await?;
         match r {
-            Ok(()) => ok(),
+            Ok(()) => {
+                let hook = self
+                    .status
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                if let Some(hook) = hook {
+                    let target = node.unwrap_or(self.handle.my_id());
+                    if let Err(e) = hook(cluster, target, enabled).await {
+                        tracing::error!(cluster = %cluster, node = %target, error = %e, "cannot persist the node state");
+                    }
+                }
+                ok()
+            }
             Err(SetStatusError::UnknownCluster) => Err(MiError::new(404, "Cluster id not found")),
             Err(SetStatusError::UnknownNode) => Err(MiError::new(404, "Node id not found")),
         }
@@ -569,7 +599,8 @@ impl ClustererMi {
             .await?;
         match r {
             Ok(()) => ok(),
-            Err(_) => Err(MiError::new(404, "Cluster ID not found")),
+            Err(e @ ShtagError::ElectionMode) => Err(MiError::new(400, e.to_string())),
+            Err(ShtagError::UnknownCluster) => Err(MiError::new(404, "Cluster ID not found")),
         }
     }
 
