@@ -1,6 +1,16 @@
 //! # clusterer-tests
 //!
-//! Shared helpers of the cross-crate tests: the OpenSIPS capture vectors.
+//! Cross-crate test support for clusterer:
+//!
+//! - [`sim`]: the deterministic simulator (N [`clusterer_proto::Endpoint`]s on a virtual
+//!   clock, a seeded network model with partitions, resets, crashes, restarts and pauses, and
+//!   a byte-identical trace per seed). Scenarios live in `tests/sim_*.rs`.
+//!
+//! Benchmarks: `benches/routing.rs` (next hop on a 128-node cluster) and
+//! `benches/sim_speed.rs`; `cargo run --release -p clusterer-tests --bin simspeed` prints the
+//! simulator's speed in simulated seconds per wall second.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod sim;
