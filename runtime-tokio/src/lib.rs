@@ -9,6 +9,7 @@
 //! * [`db`]: `db_mode = 1` provisioning from the OpenSIPS `clusterer` table (SQLite,
 //!   PostgreSQL, MySQL/MariaDB) and `clusterer db`.
 //! * [`daemon`]: `clusterer run`, the daemon wiring everything together.
+//! * [`demo`]: `clusterer demo`, a live 3-node cluster to play with.
 //! * [`decode`]: `clusterer decode`, the packet dissector for captured BIN traffic.
 //! * [`events`]: OpenSIPS event names, hooks and the JSON-lines event log.
 //! * [`metrics`]: Prometheus text exposition.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod decode;
+pub mod demo;
 pub mod events;
 pub mod metrics;
 pub mod mi;

@@ -27,6 +27,9 @@ enum Command {
     /// Provision the clusterer table (db_mode 1): init, add-node, list, remove-node,
     /// set-state, check. The database defaults to sqlite://clusterer.sqlite.
     Db(clusterer_tokio::db::DbArgs),
+    /// A live 3-node demo cluster on 127.0.0.1-3 (SQLite provisioning, election-mode VIP tag,
+    /// replicated cache). Type `help` at its prompt.
+    Demo(clusterer_tokio::demo::DemoArgs),
     /// Run the daemon with a configuration file (stops on SIGINT/SIGTERM; logs with RUST_LOG).
     Run(clusterer_tokio::daemon::RunArgs),
     /// Run an MI command on a daemon over JSON-RPC (like `opensips-cli -x mi`).
@@ -42,5 +45,6 @@ fn main() -> ExitCode {
         Command::Db(args) => clusterer_tokio::db::run(&args),
         Command::Mi(args) => clusterer_tokio::mi::client::run(&args),
         Command::Run(args) => clusterer_tokio::daemon::run(&args),
+        Command::Demo(args) => clusterer_tokio::demo::run(&args),
     }
 }
