@@ -728,6 +728,156 @@ async fn bad_rows_are_reported_and_good_rows_load(db: TestDb) {
     );
 }
 
+/// The daemon on this backend (db_mode 1): a 3-node cluster provisioned in the table forms
+/// and routes; `clusterer_reload` picks up an added and a removed node; `clusterer_set_status`
+/// persists the state of exactly that row.
+async fn daemons_provisioned_from_the_table_form_route_reload_and_persist(db: TestDb) {
+    use clusterer_core::message::RoutedBody;
+    use clusterer_core::{Event, LinkState};
+    use clusterer_tokio::config::DaemonConfig;
+    use clusterer_tokio::daemon::Daemon;
+
+    let table = "t_daemon";
+    db.fresh(table).await;
+    let settings = db.settings(table);
+    db::init(&settings).await.unwrap();
+    let port: u16 = match db.kind {
+        Kind::Sqlite => 17_710,
+        Kind::Postgres => 17_720,
+        Kind::MySql => 17_730,
+    };
+    let mi_port = port + 1000;
+    for n in 1..=3 {
+        let url = format!("bin:127.0.0.{n}:{port}");
+        db::add_node(&settings, &NewNode::new(cluster(1), node(n), url))
+            .await
+            .unwrap();
+    }
+    let start = async |n: u32| {
+        let text = format!(
+            "my_node_id = {n}\ndb_mode = 1\ndb_url = \"{}\"\ndb_table = \"{table}\"\n\
+             ping_interval = 1\nping_timeout = 300\nnode_timeout = 2\n\
+             [mi]\nlisten = \"127.0.0.{n}:{mi_port}\"\n[metrics]\nenabled = false\n",
+            db.url
+        );
+        Daemon::start(DaemonConfig::from_toml_str(&text).unwrap())
+            .await
+            .unwrap()
+    };
+    let mi = async |n: u32, method: &'static str, params: serde_json::Value| {
+        let url = format!("http://127.0.0.{n}:{mi_port}/mi");
+        tokio::task::spawn_blocking(move || {
+            clusterer_tokio::mi::client::call(
+                &url,
+                method,
+                Some(params),
+                std::time::Duration::from_secs(10),
+            )
+            .unwrap()
+            .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let links = async |d: &Daemon| -> Vec<(u32, LinkState)> {
+        d.handle()
+            .call(|s| {
+                s.endpoint
+                    .node()
+                    .cluster(cluster(1))
+                    .map_or(Vec::new(), |c| {
+                        c.nodes()
+                            .iter()
+                            .map(|n| (n.id().get(), n.link_state()))
+                            .collect()
+                    })
+            })
+            .await
+            .unwrap()
+    };
+    let wait = async |what: &str, d: &Daemon, want: &[u32]| {
+        for _ in 0..200 {
+            let mut up: Vec<u32> = links(d)
+                .await
+                .into_iter()
+                .filter(|(_, s)| *s == LinkState::Up)
+                .map(|(n, _)| n)
+                .collect();
+            up.sort();
+            if up == want {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{:?}: timed out waiting for {what}: {:?}",
+            db.kind,
+            links(d).await
+        );
+    };
+    let d1 = start(1).await;
+    let d2 = start(2).await;
+    let d3 = start(3).await;
+    wait("1 sees 2 and 3 Up", &d1, &[2, 3]).await;
+    wait("3 sees 1 and 2 Up", &d3, &[1, 2]).await;
+    // Routes: a request from 1 reaches 3.
+    let mut events = d3.handle().subscribe();
+    let (status, _) = d1
+        .handle()
+        .send_req(cluster(1), node(3), b"ping".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(status, clusterer_core::SendStatus::Success);
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            if let Event::Received {
+                source,
+                body: RoutedBody::GenericMsg(_),
+                ..
+            } = events.recv().await.unwrap()
+            {
+                return source;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, node(1));
+
+    // Reload: node 4 added, node 3 removed.
+    db::add_node(
+        &settings,
+        &NewNode::new(cluster(1), node(4), format!("bin:127.0.0.4:{port}")),
+    )
+    .await
+    .unwrap();
+    db::remove_node(&settings, cluster(1), node(3))
+        .await
+        .unwrap();
+    let d4 = start(4).await;
+    assert_eq!(
+        mi(1, "clusterer_reload", serde_json::json!([])).await,
+        serde_json::json!("OK")
+    );
+    let mut ids: Vec<u32> = links(&d1).await.into_iter().map(|(n, _)| n).collect();
+    ids.sort();
+    assert_eq!(ids, [2, 4], "{:?}: node 3 gone, node 4 added", db.kind);
+    wait("1 sees 2 and 4 Up after the reload", &d1, &[2, 4]).await;
+
+    // set_status persists only the (node 2, cluster 1) row.
+    assert_eq!(
+        mi(1, "clusterer_set_status", serde_json::json!([1, 2, 0])).await,
+        serde_json::json!("OK")
+    );
+    let rows = db::list(&settings).await.unwrap();
+    assert_eq!(int(&row_of(&rows, 1, 2).state), 0, "{:?}", db.kind);
+    assert_eq!(int(&row_of(&rows, 1, 1).state), 1);
+    assert_eq!(int(&row_of(&rows, 1, 4).state), 1);
+    for d in [d1, d2, d3, d4] {
+        d.stop().await;
+    }
+}
+
 /// Generates one `#[tokio::test]` per behaviour in a module per backend.
 macro_rules! per_backend {
     ($module:ident, $kind:expr, [$($test:ident),* $(,)?]) => {
@@ -753,6 +903,7 @@ macro_rules! all_backends {
 }
 
 all_backends!(
+    daemons_provisioned_from_the_table_form_route_reload_and_persist,
     init_creates_the_table_once,
     cluster_provisioned_with_add_node_loads_back,
     custom_table_and_column_names_work,
