@@ -1280,6 +1280,11 @@ async fn opensips_cli_drives_the_daemon() {
     let cli = match tokio::task::spawn_blocking(opensips_cli).await.unwrap() {
         Ok(cli) => cli,
         Err(why) => {
+            // CI sets CLUSTERER_TEST_REQUIRE_OPENSIPS_CLI=1: there a missing cli is a failure.
+            assert!(
+                std::env::var("CLUSTERER_TEST_REQUIRE_OPENSIPS_CLI").as_deref() != Ok("1"),
+                "opensips-cli is required (CLUSTERER_TEST_REQUIRE_OPENSIPS_CLI=1) but: {why}"
+            );
             eprintln!("SKIPPED opensips_cli_drives_the_daemon: {why}");
             return;
         }
