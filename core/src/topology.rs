@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Freshness};
 use crate::config::DbMode;
 use crate::id::NodeId;
 use crate::link::LinkState;
@@ -21,6 +21,11 @@ impl Ctx<'_> {
         origin: NodeId,
         u: LsUpdate,
     ) -> Result<(), DropReason> {
+        // An update about a node we do not know is dropped before its counter is stored,
+        // so a later FULL_TOP_UPDATE carrying the same state still applies.
+        if u.neighbour != self.s.my_id && c.node(u.neighbour).is_none() {
+            return Err(DropReason::UnknownNeighbour);
+        }
         let Some(o) = c.node_mut(origin) else {
             return Err(DropReason::UnknownSource);
         };
@@ -38,9 +43,6 @@ impl Ctx<'_> {
                 self.set_link(c, origin, LinkState::RestartPinging);
             }
         } else {
-            if c.node(u.neighbour).is_none() {
-                return Err(DropReason::UnknownNeighbour);
-            }
             let changed = match u.state {
                 LinkUpdate::Down => c.remove_link(origin, u.neighbour),
                 LinkUpdate::Up => c.add_link(origin, u.neighbour),
@@ -64,9 +66,12 @@ impl Ctx<'_> {
         let Some(o) = c.node_mut(origin) else {
             return Err(DropReason::UnknownSource);
         };
-        if !o.top.accept(u.seq, u.timestamp) {
-            return Err(DropReason::StaleUpdate);
-        }
+        let restarted = match o.top.check(u.seq, u.timestamp, false) {
+            Freshness::Fresh => false,
+            Freshness::Restarted => true,
+            Freshness::Stale | Freshness::Equal => return Err(DropReason::StaleUpdate),
+        };
+        let neighbour_restarted = restarted && o.link.state() == LinkState::Up;
         let me = self.s.my_id;
         // Learn described unknown nodes first, so neighbour lists may name them (db_mode 0).
         if self.s.db_mode == DbMode::Discovery {
@@ -87,13 +92,12 @@ impl Ctx<'_> {
             let Some(n) = c.node_mut(e.node) else {
                 continue;
             };
-            if index == 0 {
-                // The originator's own pair is stored unvalidated (quirk #15, harmless).
-                n.ls = crate::cluster::SeqStamp {
-                    seq: e.ls_seq,
-                    timestamp: e.ls_timestamp,
-                };
-            } else if !n.ls.accept(e.ls_seq, e.ls_timestamp) {
+            // Every entry is validated, the originator's own too (OpenSIPS stores that one
+            // unvalidated, quirk #15, which can lower the stored counter and re-open the
+            // door to stale copies). An entry equal to what we hold is applied again: it
+            // repairs a list that missed an update.
+            let third_party = index != 0;
+            if n.ls.check(e.ls_seq, e.ls_timestamp, third_party) == Freshness::Stale {
                 continue;
             }
             let mut listed_me = false;
@@ -128,6 +132,11 @@ impl Ctx<'_> {
         }
         self.refresh_reachability(c);
         self.flood(c, origin, InternalBody::FullTopUpdate(u));
+        if neighbour_restarted {
+            // A neighbour restarted while its link stayed UP here: no link-up procedure
+            // runs on our side, so give it our view of the topology now.
+            self.send_full_top_update(c, origin);
+        }
         Ok(())
     }
 
