@@ -131,6 +131,24 @@ pub struct RemoteNode {
     pub(crate) reachable: bool,
     /// Capabilities it advertises (learned from CAP_UPDATE).
     pub(crate) capabilities: Vec<RemoteCapability>,
+    /// LS_UPDATE seqs seen below the highest: bit i = seq `ls.seq − i` (anti-replay window).
+    pub(crate) ls_window: u64,
+    /// Per neighbour of this node: the seq of the last LS_UPDATE applied about it.
+    pub(crate) ls_applied: Vec<(NodeId, i32)>,
+    /// Seq of the last full adjacency snapshot applied (FULL_TOP_UPDATE entry).
+    pub(crate) ls_floor: i32,
+}
+
+/// What to do with a received LS_UPDATE (see [`RemoteNode::ls_verdict`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LsVerdict {
+    /// Seen before or too old: drop, do not flood.
+    Drop,
+    /// First time seen: flood it; apply it when `apply`.
+    Take {
+        /// Newer than what is known about that neighbour.
+        apply: bool,
+    },
 }
 
 impl RemoteNode {
@@ -160,6 +178,9 @@ impl RemoteNode {
             pong_list: Vec::new(),
             reachable: false,
             capabilities: Vec::new(),
+            ls_window: 0,
+            ls_applied: Vec::new(),
+            ls_floor: -1,
         }
     }
 
@@ -176,6 +197,76 @@ impl RemoteNode {
         n.description = c.description.clone();
         n.enabled = c.enabled;
         n
+    }
+
+    /// Classifies an LS_UPDATE (seq, timestamp) about `neighbour` from this node.
+    ///
+    /// All of a node's link changes share one counter, so an update overtaken on the way by
+    /// a newer one about *another* link is still news. OpenSIPS drops it as stale and the
+    /// adjacency list stays wrong while the links stay up; here a 64-entry window of seen
+    /// seqs decides whether it was seen (drop) or not (flood), and a per-neighbour counter
+    /// decides whether it is newer than what we know about that link (apply).
+    pub(crate) fn ls_verdict(&mut self, seq: i32, timestamp: i32, neighbour: NodeId) -> LsVerdict {
+        let before = self.ls.seq;
+        let verdict = match self.ls.check(seq, timestamp, false) {
+            fresh @ (Freshness::Fresh | Freshness::Restarted) => {
+                self.ls_moved(fresh, before);
+                LsVerdict::Take { apply: true }
+            }
+            Freshness::Equal => LsVerdict::Drop,
+            Freshness::Stale => {
+                let offset = before.wrapping_sub(seq);
+                let known = timestamp >= self.ls.incarnation && (1..64).contains(&offset);
+                match u32::try_from(offset) {
+                    Ok(bit) if known && self.ls_window & (1u64 << bit) == 0 => {
+                        self.ls_window |= 1u64 << bit;
+                        let last = self
+                            .ls_applied
+                            .iter()
+                            .find(|(n, _)| *n == neighbour)
+                            .map(|(_, s)| *s);
+                        LsVerdict::Take {
+                            apply: seq > self.ls_floor && last.is_none_or(|l| seq > l),
+                        }
+                    }
+                    _ => LsVerdict::Drop,
+                }
+            }
+        };
+        if let LsVerdict::Take { apply: true } = verdict {
+            match self.ls_applied.iter_mut().find(|(n, _)| *n == neighbour) {
+                Some(entry) => entry.1 = seq,
+                None => self.ls_applied.push((neighbour, seq)),
+            }
+        }
+        verdict
+    }
+
+    /// Moves the window after the stored ls pair advanced from seq `before` (`Fresh`) or
+    /// the node restarted (`Restarted`: everything known about its links is void).
+    pub(crate) fn ls_moved(&mut self, how: Freshness, before: i32) {
+        match how {
+            Freshness::Fresh => {
+                let shift = u32::try_from(self.ls.seq.wrapping_sub(before)).unwrap_or(64);
+                self.ls_window = if before < 0 || shift >= 64 {
+                    1
+                } else {
+                    (self.ls_window << shift) | 1
+                };
+            }
+            Freshness::Restarted => {
+                self.ls_window = 1;
+                self.ls_applied.clear();
+                self.ls_floor = -1;
+            }
+            Freshness::Stale | Freshness::Equal => {}
+        }
+    }
+
+    /// Records that a full adjacency list as of `seq` was applied (FULL_TOP_UPDATE entry):
+    /// older LS_UPDATEs no longer apply.
+    pub(crate) fn ls_snapshot(&mut self, seq: i32) {
+        self.ls_floor = self.ls_floor.max(seq);
     }
 
     /// Node id.
@@ -465,12 +556,14 @@ impl Cluster {
         }
     }
 
-    /// Adds `y` to `x`'s adjacency list (front) if missing. Returns `true` on change.
+    /// Adds `y` to `x`'s adjacency list (front) if missing. Returns `true` on change. A
+    /// list never holds more than [`MAX_NODES`](crate::message::MAX_NODES) + 1 ids (every
+    /// other node and us), whatever a peer reports.
     pub(crate) fn add_link(&mut self, x: NodeId, y: NodeId) -> bool {
         let Some(n) = self.node_mut(x) else {
             return false;
         };
-        if n.adjacency.contains(&y) {
+        if n.adjacency.contains(&y) || n.adjacency.len() > crate::message::MAX_NODES {
             return false;
         }
         n.adjacency.insert(0, y);

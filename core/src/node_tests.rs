@@ -219,6 +219,11 @@ fn link_up_sends_ls_update_to_others_and_full_topology_to_the_new_neighbour() {
     assert_eq!(f.entries.len(), 2);
     assert_eq!(f.entries[1].node, n(3));
     assert!(f.entries[1].description.is_none());
+    assert_eq!(
+        f.entries[1].neighbours,
+        [n(1)],
+        "our UP link to 3 is in 3's list as we send it"
+    );
     // The first link-up had nobody else to tell: no LS_UPDATE, counter untouched until now.
 }
 
@@ -1039,4 +1044,59 @@ fn reload_rebuilds_the_table_and_restarts_probing() {
         "invalid table refused, nothing changed"
     );
     assert_eq!(node.cluster(C1).unwrap().nodes().len(), 2);
+}
+
+#[test]
+fn overtaken_ls_update_about_another_link_is_still_applied_and_flooded_once() {
+    let mut node = node_with(1, &[2, 3, 4, 5], DbMode::Database);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    bring_up(&mut node, 5, 1002, &[]);
+    let lsu = |seq, neighbour, state| {
+        internal(
+            2,
+            InternalBody::LsUpdate(LsUpdate {
+                seq,
+                timestamp: 5,
+                neighbour: n(neighbour),
+                state,
+                path: vec![n(2)],
+            }),
+        )
+    };
+    // seq 2 (link 2–4 up) overtakes seq 1 (link 2–3 up).
+    node.handle_message(at(1100), CONN, lsu(2, 4, LinkUpdate::Up))
+        .unwrap();
+    node.handle_message(at(1101), CONN, lsu(1, 3, LinkUpdate::Up))
+        .unwrap();
+    let mut adj = node
+        .cluster(C1)
+        .unwrap()
+        .node(n(2))
+        .unwrap()
+        .adjacency()
+        .to_vec();
+    adj.sort();
+    assert_eq!(
+        adj,
+        [n(3), n(4)],
+        "both links known although seq 1 came late"
+    );
+    let flooded = drain(&mut node);
+    assert_eq!(sent_to(&flooded, 5).len(), 2, "each update flooded once");
+    assert_eq!(
+        node.handle_message(at(1102), CONN, lsu(1, 3, LinkUpdate::Up)),
+        Err(DropReason::StaleUpdate),
+        "a duplicate is dropped"
+    );
+    // An old update about a link already updated later is flooded but not applied.
+    node.handle_message(at(1103), CONN, lsu(4, 3, LinkUpdate::Down))
+        .unwrap();
+    node.handle_message(at(1104), CONN, lsu(3, 3, LinkUpdate::Up))
+        .unwrap();
+    assert_eq!(
+        node.cluster(C1).unwrap().node(n(2)).unwrap().adjacency(),
+        [n(4)]
+    );
 }

@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 
-use crate::cluster::{Cluster, Freshness};
+use crate::cluster::{Cluster, Freshness, LsVerdict};
 use crate::config::DbMode;
 use crate::id::NodeId;
 use crate::link::LinkState;
@@ -21,18 +21,26 @@ impl Ctx<'_> {
         origin: NodeId,
         u: LsUpdate,
     ) -> Result<(), DropReason> {
-        // An update about a node we do not know is dropped before its counter is stored,
-        // so a later FULL_TOP_UPDATE carrying the same state still applies.
-        if u.neighbour != self.s.my_id && c.node(u.neighbour).is_none() {
+        // With db_mode 1 an update about a node we do not know is dropped (before its
+        // counter is stored, so a FULL_TOP_UPDATE with the same state still applies). With
+        // discovery the node is most likely being learned right now: keep the link (routes
+        // ignore unknown ids) and flood, where OpenSIPS drops the update and the list stays
+        // wrong while the links stay up.
+        if u.neighbour != self.s.my_id
+            && c.node(u.neighbour).is_none()
+            && self.s.db_mode == DbMode::Database
+        {
             return Err(DropReason::UnknownNeighbour);
         }
         let Some(o) = c.node_mut(origin) else {
             return Err(DropReason::UnknownSource);
         };
-        if !o.ls.accept(u.seq, u.timestamp) {
+        let LsVerdict::Take { apply } = o.ls_verdict(u.seq, u.timestamp, u.neighbour) else {
             return Err(DropReason::StaleUpdate);
-        }
-        if u.neighbour == self.s.my_id {
+        };
+        if !apply {
+            // News for others (they may lack it), but older than what we know here.
+        } else if u.neighbour == self.s.my_id {
             // A hint about our own link with the originator (§3.3).
             let state = o.link.state();
             let disagrees = match u.state {
@@ -96,15 +104,25 @@ impl Ctx<'_> {
             // unvalidated, quirk #15, which can lower the stored counter and re-open the
             // door to stale copies). An entry equal to what we hold is applied again: it
             // repairs a list that missed an update.
+            // The originator's own list is authoritative for its counter: applied when not
+            // older (an equal one repairs a list that missed an update) and it bounds which
+            // older LS_UPDATEs still apply. Another node's list as the originator knows it is
+            // applied only when newer.
             let third_party = index != 0;
-            if n.ls.check(e.ls_seq, e.ls_timestamp, third_party) == Freshness::Stale {
-                continue;
+            let before = n.ls.seq;
+            match n.ls.check(e.ls_seq, e.ls_timestamp, third_party) {
+                Freshness::Stale => continue,
+                Freshness::Equal if third_party => continue,
+                how => n.ls_moved(how, before),
+            }
+            if !third_party {
+                n.ls_snapshot(e.ls_seq);
             }
             let mut listed_me = false;
             for &y in &e.neighbours {
                 if y == me {
                     listed_me = true;
-                } else if c.node(y).is_some() {
+                } else if c.node(y).is_some() || self.s.db_mode == DbMode::Discovery {
                     c.add_link(e.node, y);
                 }
             }
@@ -213,12 +231,19 @@ impl Ctx<'_> {
                 priority: n.priority,
                 no_ping_retries: i32::try_from(n.no_ping_retries).unwrap_or(i32::MAX),
             });
+            // Our own link to the node is not in its stored list (lists never hold the
+            // local node); add it when UP, as clusterer_list_topology does, or the receiver
+            // and everyone it tells would drop that link from the node's list.
+            let mut neighbours = n.adjacency.clone();
+            if n.link.state() == LinkState::Up {
+                neighbours.push(self.s.my_id);
+            }
             entries.push(TopologyEntry {
                 node: n.id,
                 description,
                 ls_seq: n.ls.seq,
                 ls_timestamp: n.ls.timestamp,
-                neighbours: n.adjacency.clone(),
+                neighbours,
             });
         }
         let stamp = c.local.top.next(self.now.unix_wire());
