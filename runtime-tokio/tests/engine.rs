@@ -150,3 +150,11 @@ async fn a_stopped_daemon_is_detected_down_and_comes_back() {
     .await;
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn bins_urls_are_refused_at_start_with_a_clear_error() {
+    let mut config = config(1, 17_103, &[2]);
+    config.clusters[0].nodes[0].url = "bins:127.0.0.2:17103".into();
+    let err = Cluster::start(StartOptions::new(config)).await.unwrap_err();
+    assert!(err.to_string().contains("bins: (BIN over TLS)"), "{err}");
+}

@@ -108,6 +108,8 @@ pub enum StartError {
     Capability(String, CapabilityError),
     /// A listener could not be bound.
     Listen(SocketAddr, std::io::Error),
+    /// The configuration asks for something the runtime does not do.
+    Unsupported(String),
 }
 
 impl fmt::Display for StartError {
@@ -116,6 +118,7 @@ impl fmt::Display for StartError {
             StartError::Config(e) => write!(f, "invalid configuration: {e}"),
             StartError::Capability(name, e) => write!(f, "capability {name}: {e}"),
             StartError::Listen(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            StartError::Unsupported(what) => f.write_str(what),
         }
     }
 }
@@ -144,6 +147,16 @@ impl Cluster {
         let mut bind_ips = HashMap::new();
         let mut listen = options.listen.clone();
         for c in &options.config.clusters {
+            let urls = std::iter::once(&c.local).chain(&c.nodes);
+            if let Some(n) = urls.into_iter().find(|n| {
+                clusterer_core::NodeAddress::parse(&n.url)
+                    .is_ok_and(|a| a.scheme == clusterer_core::Scheme::Bins)
+            }) {
+                return Err(StartError::Unsupported(format!(
+                    "cluster {}, node {}: {} uses bins: (BIN over TLS), which this transport does not speak yet; use bin:",
+                    c.id, n.id, n.url
+                )));
+            }
             if let Ok(addr) = clusterer_core::NodeAddress::parse(&c.local.url) {
                 bind_ips.insert(c.id, addr.ip());
                 if options.listen.is_empty() && !listen.contains(&addr.socket) {
