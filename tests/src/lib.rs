@@ -4,11 +4,14 @@
 //!
 //! - [`sim`]: the deterministic simulator (N [`clusterer_proto::Endpoint`]s on a virtual
 //!   clock, a seeded network model with partitions, resets, crashes, restarts and pauses, and
-//!   a byte-identical trace per seed). Scenarios live in `tests/sim_*.rs`.
+//!   a byte-identical trace per seed), its key/value capability ([`sim::kv`]) and the
+//!   invariants checked against a model of the network ([`sim::model`], [`sim::checks`]).
+//!   Scenarios live in `tests/sim_*.rs`.
 //!
 //! Benchmarks: `benches/routing.rs` (next hop on a 128-node cluster) and
 //! `benches/sim_speed.rs`; `cargo run --release -p clusterer-tests --bin simspeed` prints the
-//! simulator's speed in simulated seconds per wall second.
+//! simulator's speed in simulated seconds per wall second, `--bin syncspeed` the sync
+//! throughput in records per wall second.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -12,7 +12,8 @@
 //! seq 0, update is taken as a restart; the FULL_TOP_UPDATE's first entry is stored
 //! unvalidated, quirk #15; an LS_UPDATE overtaken by a newer one about another link is
 //! dropped as stale); the core fixes each (`SeqStamp::check`, `RemoteNode::ls_verdict`),
-//! found with these scenarios. `SIM_SEEDS=n` replays more seeds.
+//! found with these scenarios. `SIM_SEEDS=n` replays more seeds (helpers in
+//! `clusterer_tests::sim::scenario`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,7 +21,9 @@ use std::collections::BTreeMap;
 
 use clusterer_core::message::{GenericKind, GenericMsg, RoutedBody};
 use clusterer_core::{Config, DbMode, Event, Instant, LinkState, NodeId, SendStatus};
-use clusterer_proto::EndpointOptions;
+use clusterer_tests::sim::scenario::{
+    converge, ensure, fail, no_violations, seeds, start_staggered,
+};
 use clusterer_tests::sim::{
     CLUSTER, LatencyModel, PacketFate, Sim, SimOptions, SimRng, TopologyMismatch, TraceMode,
     full_mesh, nid, node_config,
@@ -36,18 +39,6 @@ const N: u64 = 60_000;
 const R: u64 = 3;
 /// Heartbeat period: gcd(I, T, N).
 const TICK: u64 = 1_000;
-
-/// Seeds per scenario: fewer in debug builds so `cargo test` stays quick. `SIM_SEEDS=n`
-/// overrides it (e.g. `SIM_SEEDS=500 cargo test --release -p clusterer-tests`).
-const SEEDS: u64 = if cfg!(debug_assertions) { 10 } else { 50 };
-
-fn seeds(scenario: u64) -> impl Iterator<Item = u64> {
-    let count = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(SEEDS);
-    (0..count).map(move |i| (scenario << 32) | i)
-}
 
 /// The network a scenario runs on (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,54 +63,6 @@ fn ms(t: u64) -> Instant {
 
 fn ids(range: std::ops::RangeInclusive<u32>) -> Vec<NodeId> {
     range.map(nid).collect()
-}
-
-/// Adds every configuration with a random start time in [0, 1 s), so the nodes' heartbeat
-/// ticks are not aligned (and early pings may meet a node that is not started yet: refused).
-fn start_staggered(sim: &mut Sim, configs: Vec<Config>) -> Vec<NodeId> {
-    let mut rng = SimRng::new(sim.seed() ^ 0x5747_6767);
-    configs
-        .into_iter()
-        .map(|c| {
-            let at = ms(rng.below(TICK));
-            sim.add_node_with(c, EndpointOptions::default(), Some(at))
-                .unwrap()
-        })
-        .collect()
-}
-
-/// Panics with the seed, the state of every node and the trace tail; the whole trace goes
-/// to `$SIM_TRACE_DIR` (default: the system temp dir) as `clusterer-sim-<seed>.trace`.
-fn fail(sim: &Sim, what: &str) -> ! {
-    let dir = std::env::var_os("SIM_TRACE_DIR").map_or_else(std::env::temp_dir, Into::into);
-    let path = dir.join(format!("clusterer-sim-{}.trace", sim.seed()));
-    let saved = std::fs::File::create(&path)
-        .and_then(|f| sim.trace().write_to(std::io::BufWriter::new(f)))
-        .map_or_else(
-            |e| format!("trace not saved: {e}"),
-            |()| format!("trace: {}", path.display()),
-        );
-    panic!("{what}\n{saved}\n{}", sim.report(CLUSTER, 80));
-}
-
-fn ensure(sim: &Sim, ok: bool, what: impl FnOnce() -> String) {
-    if !ok {
-        fail(sim, &what());
-    }
-}
-
-fn no_violations(sim: &Sim) {
-    ensure(sim, sim.violations().is_empty(), || {
-        "invariant violated".into()
-    });
-}
-
-/// Runs until every link among `nodes` is UP (all nodes start within 1 s, so the first tick
-/// pings everyone by 2 s and PONGs return within milliseconds; 10 s is generous).
-fn converge(sim: &mut Sim, nodes: &[NodeId]) {
-    let deadline = sim.now().plus(10_000);
-    let done = sim.run_until_cond(deadline, |s| s.links_all_up(CLUSTER, nodes));
-    ensure(sim, done.is_some(), || "links did not all come UP".into());
 }
 
 /// The next heartbeat tick of `node` at or after `t` (ticks are one period apart from the

@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use clusterer_core::{ClusterConfig, ClusterId, Config, DbMode, NodeConfig, NodeId};
+use clusterer_core::{ClusterConfig, ClusterId, Config, DbMode, NodeConfig, NodeId, NodeMatch};
 use clusterer_proto::{Endpoint, EndpointOptions, OutgoingPacket};
 
 use crate::sim::clock::NodeClock;
+use crate::sim::kv::SharedKvState;
 use crate::sim::net::Direction;
 
 /// The cluster every helper configuration uses.
@@ -70,6 +71,29 @@ pub fn full_mesh(n: u32, db_mode: DbMode) -> Vec<Config> {
         .collect()
 }
 
+/// How a node registers the simulator's key/value capability ([`crate::sim::kv`]) at every
+/// start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvSpec {
+    /// Cluster to register it in.
+    pub cluster: ClusterId,
+    /// Ask for a sync at startup (otherwise it starts synced and empty).
+    pub startup_sync: bool,
+    /// Sync condition.
+    pub condition: NodeMatch,
+}
+
+impl KvSpec {
+    /// In [`CLUSTER`], sync condition ANY.
+    pub fn new(startup_sync: bool) -> Self {
+        KvSpec {
+            cluster: CLUSTER,
+            startup_sync,
+            condition: NodeMatch::Any,
+        }
+    }
+}
+
 /// Lifecycle of a simulated process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeStatus {
@@ -119,6 +143,14 @@ pub(crate) struct SimNode {
     pub(crate) outgoing: BTreeMap<SocketAddr, usize>,
     /// Actions that arrived while it was paused, replayed in order on resume.
     pub(crate) deferred: Vec<Action>,
+    /// The key/value capability it registers at every start.
+    pub(crate) kv: Option<KvSpec>,
+    /// The current incarnation's key/value state.
+    pub(crate) kv_state: Option<SharedKvState>,
+    /// Highest UNIX time (s) its clock showed while running, over all incarnations.
+    pub(crate) max_unix_shown: i64,
+    /// UNIX time (s) of its current incarnation's start.
+    pub(crate) started_unix: i64,
 }
 
 impl SimNode {
@@ -145,6 +177,10 @@ impl SimNode {
             next_port: FIRST_EPHEMERAL_PORT,
             outgoing: BTreeMap::new(),
             deferred: Vec::new(),
+            kv: None,
+            kv_state: None,
+            max_unix_shown: i64::MIN,
+            started_unix: i64::MIN,
         }
     }
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use clusterer_core::message::MAX_NODES;
 use clusterer_core::{ClusterId, Event, Instant, LinkState, Node, NodeId};
 use clusterer_proto::Endpoint;
 use clusterer_proto::endpoint::DropCause;
@@ -115,7 +116,8 @@ pub fn describe_event(event: &Event) -> String {
 
 /// Checks the invariants a node must keep after every input, returning what is broken:
 /// its own adjacency list is exactly its UP links; no link rests in TEMP; reachability flags
-/// agree with the next hops; nothing was dropped for a full queue; no bytes it emitted
+/// agree with the next hops; nothing was dropped for a full queue; no table past its cap
+/// (128 nodes, adjacency lists of 129 ids); no bytes it emitted
 /// failed to frame or parse at a peer (counted as framing errors or malformed drops here).
 pub fn endpoint_violations(ep: &mut Endpoint) -> Vec<String> {
     let mut problems = Vec::new();
@@ -153,6 +155,23 @@ pub fn endpoint_violations(ep: &mut Endpoint) -> Vec<String> {
         }
         if c.local().adjacency().len() != local.len() {
             problems.push(format!("cluster {cid}: duplicate in own adjacency"));
+        }
+        if c.nodes().len() > MAX_NODES {
+            problems.push(format!(
+                "cluster {cid}: {} nodes known, past the cap of {MAX_NODES}",
+                c.nodes().len()
+            ));
+        }
+        if let Some(n) = c
+            .nodes()
+            .iter()
+            .find(|n| n.adjacency().len() > MAX_NODES + 1)
+        {
+            problems.push(format!(
+                "cluster {cid}: n{}'s adjacency holds {} ids, past the cap",
+                n.id(),
+                n.adjacency().len()
+            ));
         }
         let mut flags = Vec::new();
         for n in c.nodes() {

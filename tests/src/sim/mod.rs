@@ -19,8 +19,14 @@
 //! ([`Sim::reset_connections`]), crashes ([`Sim::crash`]: connections close, later connects are
 //! refused and the sender gets [`Endpoint::handle_send_failed`] after
 //! [`SimOptions::refuse_delay_ms`]), restarts ([`Sim::restart`]: a fresh endpoint, new seed),
-//! pauses ([`Sim::pause`]: like SIGSTOP, data waits for [`Sim::resume`]) and wall-clock
-//! offsets ([`Sim::set_clock_offset`]).
+//! pauses ([`Sim::pause`]: like SIGSTOP, data waits for [`Sim::resume`]), wall-clock
+//! offsets ([`Sim::set_clock_offset`]), pairs that never work ([`Sim::forbid`]) and an
+//! optional bandwidth per connection ([`SimOptions::bytes_per_ms`]).
+//!
+//! Capabilities: [`Sim::set_kv`] makes a node register the key/value capability of [`kv`]
+//! at every start (fresh and empty each time); [`Sim::kv_put`] writes and replicates an
+//! update as a module packet. The run checks every application against what the network
+//! delivered ([`kv`] docs). Sharing tags come from the nodes' configurations.
 //!
 //! ```
 //! use clusterer_core::{DbMode, LinkState};
@@ -36,11 +42,16 @@
 //! assert!(sim.violations().is_empty());
 //! ```
 
+pub mod checks;
 pub mod clock;
 pub mod harness;
 pub mod inspect;
+pub mod kv;
+pub mod model;
 pub mod net;
+pub mod relay;
 pub mod rng;
+pub mod scenario;
 pub mod speed;
 pub mod trace;
 
@@ -55,13 +66,18 @@ use clusterer_core::{
 use clusterer_proto::{Destination, Endpoint, EndpointOptions, OutgoingPacket};
 
 pub use clock::{DEFAULT_BASE_UNIX_TIME, EventQueue, NodeClock};
-pub use harness::{CLUSTER, NodeStatus, PORT, full_mesh, nid, node_config, node_ip, node_url};
+pub use harness::{
+    CLUSTER, KvSpec, NodeStatus, PORT, full_mesh, nid, node_config, node_ip, node_url,
+};
 pub use inspect::{NodeStateChange, PacketFate, PacketRecord, RecordedEvent, TopologyMismatch};
+pub use kv::{KV_CAPABILITY, KvRecord, KvUpdate, SharedKvState, SharedKvWorld, SimKv};
 pub use net::{Direction, LatencyModel};
+pub use relay::{HopCheck, Journey, RelayTracker, routed_trailer};
 pub use rng::SimRng;
 pub use trace::{Trace, TraceMode, describe_packet, packet_kind};
 
 use harness::{Action, SimNode};
+use kv::lock;
 use net::{Conn, InFlight, Lane, Network};
 
 /// Settings of a run.
@@ -83,6 +99,13 @@ pub struct SimOptions {
     pub record_packets: bool,
     /// Check each node's invariants after every input it handles (see [`Sim::violations`]).
     pub check_invariants: bool,
+    /// Count the hops of routed packets ([`Sim::relays`]); with a non-zero
+    /// [`RelayTracker::limit`] a packet emitted more often is a violation.
+    pub track_relays: bool,
+    /// Bandwidth of each connection direction in bytes per millisecond (0: unlimited): a
+    /// packet occupies its lane for `len / bytes_per_ms` ms before its latency starts, so a
+    /// burst of large packets (a sync) arrives spread over time.
+    pub bytes_per_ms: u64,
 }
 
 impl SimOptions {
@@ -98,6 +121,8 @@ impl SimOptions {
             trace: TraceMode::Full,
             record_packets: true,
             check_invariants: true,
+            track_relays: false,
+            bytes_per_ms: 0,
         }
     }
 
@@ -153,6 +178,17 @@ impl std::error::Error for SimError {}
 /// Most violations kept verbatim (all are counted).
 const MAX_KEPT_VIOLATIONS: usize = 32;
 
+/// How [`Sim::kv_put`] replicates an update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvSend {
+    /// One `broadcast_matching(ANY)` (`cl_send_all`).
+    Broadcast,
+    /// One `send_to` per other node the writer knows, each status recorded.
+    EachNode,
+    /// One `send_to` this node.
+    To(NodeId),
+}
+
 /// The simulator. See the [module docs](self).
 #[derive(Debug)]
 pub struct Sim {
@@ -170,6 +206,9 @@ pub struct Sim {
     violations: Vec<String>,
     violation_count: u64,
     steps: u64,
+    kv_world: SharedKvWorld,
+    relays: RelayTracker,
+    epoch: u64,
 }
 
 impl Sim {
@@ -190,6 +229,9 @@ impl Sim {
             violations: Vec::new(),
             violation_count: 0,
             steps: 0,
+            kv_world: SharedKvWorld::default(),
+            relays: RelayTracker::default(),
+            epoch: 0,
         }
     }
 
@@ -279,10 +321,15 @@ impl Sim {
         let i = self.slot(id)?;
         self.expect_status(i, &[NodeStatus::Running, NodeStatus::Paused])?;
         self.note(format_args!("fault: crash n{id}"));
+        self.epoch += 1;
+        let unix = self.node_now(i).unix_time;
         let n = &mut self.nodes[i];
+        n.max_unix_shown = n.max_unix_shown.max(unix);
         n.status = NodeStatus::Crashed;
         n.endpoint = None;
+        n.kv_state = None;
         n.deferred.clear();
+        lock(&self.kv_world).reset_node(id);
         let conns: Vec<usize> = self
             .net
             .conns
@@ -319,6 +366,7 @@ impl Sim {
         let i = self.slot(id)?;
         self.expect_status(i, &[NodeStatus::Running])?;
         self.note(format_args!("fault: pause n{id}"));
+        self.epoch += 1;
         self.nodes[i].status = NodeStatus::Paused;
         Ok(())
     }
@@ -332,6 +380,7 @@ impl Sim {
         let i = self.slot(id)?;
         self.expect_status(i, &[NodeStatus::Paused])?;
         self.note(format_args!("fault: resume n{id}"));
+        self.epoch += 1;
         self.nodes[i].status = NodeStatus::Running;
         let deferred = std::mem::take(&mut self.nodes[i].deferred);
         for a in deferred {
@@ -348,6 +397,12 @@ impl Sim {
     pub fn set_clock_offset(&mut self, id: NodeId, offset_s: i64) -> Result<(), SimError> {
         let i = self.slot(id)?;
         self.note(format_args!("fault: clock n{id} offset {offset_s}s"));
+        self.epoch += 1;
+        if self.nodes[i].endpoint.is_some() {
+            let unix = self.node_now(i).unix_time;
+            let n = &mut self.nodes[i];
+            n.max_unix_shown = n.max_unix_shown.max(unix);
+        }
         self.nodes[i].clock.offset_s = offset_s;
         Ok(())
     }
@@ -361,6 +416,7 @@ impl Sim {
     /// Blocks traffic from `from` to `to` (packets are lost at send time).
     pub fn partition_one_way(&mut self, from: NodeId, to: NodeId) {
         if self.net.blocked.insert((from, to)) {
+            self.epoch += 1;
             self.note(format_args!("fault: block n{from}->n{to}"));
         }
     }
@@ -387,6 +443,7 @@ impl Sim {
     /// Lets traffic from `from` to `to` through again.
     pub fn heal_one_way(&mut self, from: NodeId, to: NodeId) {
         if self.net.blocked.remove(&(from, to)) {
+            self.epoch += 1;
             self.note(format_args!("fault: unblock n{from}->n{to}"));
         }
     }
@@ -394,9 +451,30 @@ impl Sim {
     /// Removes every partition.
     pub fn heal_all(&mut self) {
         if !self.net.blocked.is_empty() {
+            self.epoch += 1;
             self.net.blocked.clear();
             self.note(format_args!("fault: heal all"));
         }
+    }
+
+    /// Makes the pair `a`–`b` never work, both ways (a topology constraint: packets between
+    /// them are lost). [`Sim::heal_all`] does not lift it.
+    pub fn forbid(&mut self, a: NodeId, b: NodeId) {
+        if a != b && self.net.forbidden.insert((a, b)) {
+            self.net.forbidden.insert((b, a));
+            self.epoch += 1;
+            self.note(format_args!("constraint: n{a}<->n{b} never works"));
+        }
+    }
+
+    /// Whether `a`–`b` was made to never work.
+    pub fn is_forbidden(&self, a: NodeId, b: NodeId) -> bool {
+        self.net.forbidden.contains(&(a, b))
+    }
+
+    /// Whether traffic from `from` to `to` is blocked now (partition or constraint).
+    pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
+        self.net.is_blocked(from, to)
     }
 
     /// Resets every open connection between `a` and `b` (both directions of opening): the
@@ -419,6 +497,9 @@ impl Sim {
         for &k in &conns {
             self.close_conn(k, "reset");
         }
+        if !conns.is_empty() {
+            self.epoch += 1;
+        }
         conns.len()
     }
 
@@ -436,6 +517,7 @@ impl Sim {
     ) -> Result<R, SimError> {
         let i = self.slot(id)?;
         self.expect_status(i, &[NodeStatus::Running])?;
+        self.epoch += 1;
         let now = self.node_now(i);
         let Some(ep) = self.nodes[i].endpoint.as_mut() else {
             return Err(SimError::WrongStatus {
@@ -617,8 +699,13 @@ impl Sim {
                 n.status = NodeStatus::Running;
                 n.incarnation += 1;
                 n.deferred.clear();
+                n.started_unix = now.unix_time;
+                n.max_unix_shown = n.max_unix_shown.max(now.unix_time);
                 let id = n.id;
+                self.epoch += 1;
                 self.note(format_args!("start n{id}"));
+                lock(&self.kv_world).reset_node(id);
+                self.register_kv(i);
             }
             Err(e) => {
                 n.status = NodeStatus::Crashed;
@@ -691,6 +778,17 @@ impl Sim {
         if self.options.check_invariants {
             self.check_node(i);
         }
+        let found = {
+            let mut w = lock(&self.kv_world);
+            if w.has_violations() {
+                w.take_violations()
+            } else {
+                Vec::new()
+            }
+        };
+        for v in found {
+            self.violation(format!("sync/live updates: {v}"));
+        }
     }
 
     fn drain(&mut self, i: usize) {
@@ -722,6 +820,20 @@ impl Sim {
     }
 
     fn transmit(&mut self, i: usize, packet: OutgoingPacket) {
+        if self.options.track_relays
+            && let HopCheck::OverLimit {
+                source,
+                destination,
+                hops,
+            } = self.relays.emitted(self.now, &packet.bytes)
+        {
+            let id = self.nodes[i].id;
+            let kind = packet_kind(&packet.bytes);
+            self.violation(format!(
+                "routing loop: {kind} n{source}->n{destination} emitted {hops} times (limit {}), last by n{id}",
+                self.relays.limit
+            ));
+        }
         match packet.to {
             Destination::Node { id, address } => {
                 let dest = address.socket;
@@ -853,8 +965,15 @@ impl Sim {
             .options
             .latency
             .sample(self.options.seed, from, to, &mut self.rng);
+        let bytes_per_ms = self.options.bytes_per_ms;
         let lane = &mut self.net.conns[k].lanes[direction.index()];
-        let deliver_at = self.now.plus(latency).max(lane.last_at);
+        let mut deliver_at = self.now.plus(latency).max(lane.last_at);
+        if let Some(busy_us) = (packet.bytes.len() as u64 * 1000).checked_div(bytes_per_ms) {
+            let start = (self.now.as_millis() * 1000).max(lane.wire_free_us);
+            let end = start + busy_us;
+            lane.wire_free_us = end;
+            deliver_at = deliver_at.max(Instant::from_millis(end.div_ceil(1000) + latency));
+        }
         lane.last_at = deliver_at;
         lane.queue.push_back(InFlight {
             sent_at: self.now,
@@ -901,6 +1020,7 @@ impl Sim {
         // Everything due on this direction arrives as one stream.
         let mut stream: Vec<u8> = Vec::new();
         let sid = self.nodes[self.net.conns[k].sender(direction)].id;
+        let mut kv_arrivals = false;
         loop {
             let lane = &mut self.net.conns[k].lanes[lane_index];
             let due = lane.queue.front().is_some_and(|p| p.deliver_at <= self.now);
@@ -916,6 +1036,12 @@ impl Sim {
                 self.note(format_args!(
                     "deliver n{sid}->n{rid} c{k} (sent {sent}): {d}"
                 ));
+            }
+            if self.options.track_relays {
+                self.relays.arrived(self.now, rid, &p.bytes);
+            }
+            if self.nodes[r].kv_state.is_some() {
+                kv_arrivals |= self.kv_arrival(r, &p.bytes);
             }
             stream.extend_from_slice(&p.bytes);
         }
@@ -943,6 +1069,9 @@ impl Sim {
         }
         if let Some(e) = framing_error {
             self.close_conn(k, &e.to_string());
+        }
+        if kv_arrivals {
+            self.kv_finalize(r);
         }
         self.after_input(r);
     }

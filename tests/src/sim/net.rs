@@ -98,6 +98,9 @@ pub(crate) struct Lane {
     pub(crate) queue: VecDeque<InFlight>,
     /// Delivery time of the last packet queued (FIFO floor for the next one).
     pub(crate) last_at: Instant,
+    /// With a bandwidth limit: when (µs) the sender finishes putting the queued bytes on
+    /// the wire.
+    pub(crate) wire_free_us: u64,
     /// A delivery action is scheduled (or deferred by a paused receiver).
     pub(crate) scheduled: bool,
 }
@@ -145,11 +148,14 @@ pub(crate) struct Network {
     pub(crate) conns: Vec<Conn>,
     /// One-way blocks `(from, to)`.
     pub(crate) blocked: BTreeSet<(NodeId, NodeId)>,
+    /// Pairs that never work (both orders stored); healing does not lift them.
+    pub(crate) forbidden: BTreeSet<(NodeId, NodeId)>,
 }
 
 impl Network {
     pub(crate) fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
-        !self.blocked.is_empty() && self.blocked.contains(&(from, to))
+        (!self.blocked.is_empty() && self.blocked.contains(&(from, to)))
+            || (!self.forbidden.is_empty() && self.forbidden.contains(&(from, to)))
     }
 }
 
