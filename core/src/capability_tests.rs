@@ -949,6 +949,29 @@ fn election_node_beats_a_non_eligible_active_peer() {
 }
 
 #[test]
+fn injected_fault_skips_demotion_on_shtag_active() {
+    // Test-only switch (config::FaultInjection): node 1 no longer steps down.
+    let mut net = Net::mesh(2, |i, c| {
+        tag(c, ShtagState::Backup, false);
+        c.fault_injection.skip_shtag_demotion = i == 1;
+    });
+    net.run_until(1500);
+    net.node(1)
+        .shtag_set_active(at(1500), "vip", C1, ShtagReason::Api)
+        .unwrap();
+    net.pump();
+    net.node(2)
+        .shtag_set_active(at(1600), "vip", C1, ShtagReason::Api)
+        .unwrap();
+    net.pump();
+    assert_eq!(
+        (tag_state(&net, 1), tag_state(&net, 2)),
+        (ShtagState::Active, ShtagState::Active),
+        "both active: the switch breaks §10.3 on purpose"
+    );
+}
+
+#[test]
 fn election_tags_refuse_manual_activation() {
     let mut net = Net::mesh(1, |_, c| tag(c, ShtagState::Backup, true));
     let r = net

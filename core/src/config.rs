@@ -164,6 +164,24 @@ pub struct Config {
     pub sharing_tags: Vec<ShtagConfig>,
     /// Sync improvements (all on by default).
     pub sync: SyncOptions,
+    /// Test-only switches that deliberately break an invariant (all off by default). Never
+    /// set them outside tests; see [`FaultInjection`].
+    #[doc(hidden)]
+    pub fault_injection: FaultInjection,
+}
+
+/// **Test-only.** Switches that deliberately break a documented invariant, so the
+/// simulation campaign can show that it catches the breakage with a replayable seed. A
+/// plain configuration field rather than a cargo feature: features unify across the
+/// workspace, so a test-only feature would reach every build. Every switch is off by
+/// default and no runtime sets one.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FaultInjection {
+    /// On receiving SHTAG_ACTIVE, an active tag stays active instead of stepping down
+    /// (breaks behaviour.md §10.3 and the election-mode guarantee).
+    pub skip_shtag_demotion: bool,
 }
 
 impl Config {
@@ -178,6 +196,7 @@ impl Config {
             clusters: Vec::new(),
             sharing_tags: Vec::new(),
             sync: SyncOptions::default(),
+            fault_injection: FaultInjection::default(),
         }
     }
 

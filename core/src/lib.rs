@@ -72,6 +72,8 @@ pub use capability::{
     Capability, CapabilityError, CapabilityEvent, NodeMatch, Rejected, SyncStatus,
 };
 pub use cluster::{Cluster, LocalNode, RemoteNode, SeqStamp};
+#[doc(hidden)]
+pub use config::FaultInjection;
 pub use config::{ClusterConfig, Config, ConfigError, DbMode, NodeConfig, Timers};
 pub use discovery::RemoveNodeError;
 pub use id::{ClusterId, InvalidId, NodeId};

@@ -210,6 +210,7 @@ pub(crate) struct Settings {
     pub rerouting: bool,
     pub sync: SyncOptions,
     pub sync_packet_size: usize,
+    pub fault_injection: crate::config::FaultInjection,
 }
 
 /// The bounded output queues.
@@ -293,6 +294,7 @@ impl Node {
             rerouting: config.enable_rerouting,
             sync: config.sync,
             sync_packet_size: config.sync_packet_size,
+            fault_injection: config.fault_injection,
         };
         let mut clusters = Vec::with_capacity(config.clusters.len());
         for c in &config.clusters {

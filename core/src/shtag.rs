@@ -306,6 +306,11 @@ impl Ctx<'_> {
                 e.announcers.push(source);
             }
         }
+        if self.s.fault_injection.skip_shtag_demotion && c.shtags[index].state == ShtagState::Active
+        {
+            // Test-only breakage (config::FaultInjection): the tag stays active.
+            return;
+        }
         let tag = &mut c.shtags[index];
         tag.announce_pending = false;
         tag.announced.clear();
