@@ -590,13 +590,16 @@ impl Node {
             if !enabled {
                 cap.ok = false;
                 cap.pending = None;
-                cap.requested = None;
                 cap.status = SyncStatus::NotSynced;
                 cap.report(
                     ctx.now.unix_time,
                     "Capability disabled via MI, revert to not synced state".into(),
                 );
-                if cap.in_progress.take().is_some() {
+                // Live packets are held back from the SYNC_REQ on: release them whether the
+                // sync was running or only requested, or they would wait for a later sync
+                // and be applied after newer ones.
+                let requested = cap.requested.take().is_some();
+                if cap.in_progress.take().is_some() || requested {
                     ctx.flush_buffer(c, index);
                 }
             }

@@ -396,6 +396,71 @@ fn live_packets_during_a_sync_are_buffered_and_applied_in_order_after_it() {
 }
 
 #[test]
+fn disabling_a_capability_whose_sync_request_waits_applies_the_held_packets() {
+    // Found by the simulation campaign (seeds 1622 and 1897): the packets held back since
+    // the SYNC_REQ stayed in the buffer when the capability was disabled before the first
+    // SYNC packet, and were applied after newer ones by a later sync, or never.
+    let donor = Kv::with(&[("k", "old")]);
+    let fresh = Kv::default();
+    let mut net = Net::mesh(2, |_, _| {});
+    net.silence.extend([(1, 2, "SYNC"), (1, 2, "SYNC_END")]);
+    net.register(1, &donor, false);
+    net.register(2, &fresh, true);
+    net.run_until(1500);
+    assert_eq!(
+        net.status(2).0,
+        SyncStatus::SyncPending,
+        "requested, no answer"
+    );
+    let live = |v: &str| {
+        Message::Routed(Routed {
+            version: 1,
+            trailer: Trailer {
+                cluster: C1,
+                source: n(1),
+                destination: n(2),
+            },
+            body: RoutedBody::Module(ModulePacket {
+                capability: CAP.into(),
+                packet_type: 1,
+                payload: format!("k={v}").into_bytes(),
+            }),
+        })
+    };
+    let now = at(1600);
+    net.node(2)
+        .handle_message(now, ConnectionId(1), live("held"))
+        .unwrap();
+    assert!(fresh.get().is_empty(), "held back while the request waits");
+    net.node(2)
+        .set_capability_enabled(now, C1, CAP, false)
+        .unwrap();
+    assert_eq!(
+        fresh.get()["k"],
+        "held",
+        "released when the capability is disabled"
+    );
+    let cap = net.nodes[1].cluster(C1).unwrap().capability(CAP).unwrap();
+    assert_eq!(cap.buffered_packets(), 0);
+    net.node(2)
+        .set_capability_enabled(now, C1, CAP, true)
+        .unwrap();
+    net.node(2)
+        .handle_message(now, ConnectionId(1), live("newer"))
+        .unwrap();
+    assert_eq!(fresh.get()["k"], "newer");
+    assert_eq!(
+        net.nodes[1]
+            .cluster(C1)
+            .unwrap()
+            .capability(CAP)
+            .unwrap()
+            .buffered_packets(),
+        0
+    );
+}
+
+#[test]
 fn donor_packs_chunks_like_opensips() {
     // The capture of cachedb-local.md: data sizes 53, 27, 36, 44, 73, 317 with a
     // sync_packet_size of 256 give packets of 259 and 473 bytes (4 + 2 chunks).
