@@ -499,13 +499,23 @@ impl Node {
             return;
         }
         let period = self.s.heartbeat_ms;
-        // Catch up without bursts: the next tick is one period after the one due.
+        // Catch up without bursts: run the latest tick that is due, once.
         let late = now.instant.since(self.next_heartbeat);
-        self.next_heartbeat = self.next_heartbeat.plus((late / period + 1) * period);
+        let due = self.next_heartbeat.plus((late / period) * period);
+        self.next_heartbeat = due.plus(period);
+        // The link rules compare against the tick's scheduled time, not the time the
+        // runtime got around to it: with the measured time a tick that ran a few ms later
+        // than the one that sent a PING saw "since_ping" just under the threshold and the
+        // rule waited a whole extra tick (keep-alives every 5 s instead of 4, a DOWN one
+        // tick late).
+        let tick = Now {
+            instant: due,
+            unix_time: now.unix_time,
+        };
         let Node {
             s, clusters, out, ..
         } = self;
-        let mut ctx = Ctx { now, s, out };
+        let mut ctx = Ctx { now: tick, s, out };
         for c in clusters.iter_mut() {
             if !c.local.enabled {
                 continue;
@@ -794,10 +804,10 @@ impl Ctx<'_> {
             Vec::new()
         };
         self.send_internal(c, source, InternalBody::Pong(Pong { nodes }));
-        if c.node(source)
-            .is_some_and(|n| n.link.state() == LinkState::Down)
-        {
-            // Rule 0 right away: the node is back.
+        let state = c.node(source).map(|n| n.link.state());
+        if matches!(state, Some(LinkState::Down | LinkState::RestartPinging)) {
+            // Rule 0 right away: the node is back (also when probing was only scheduled to
+            // restart at the next tick — OpenSIPS waits for that tick).
             self.set_link(c, source, LinkState::RestartPinging);
             self.tick_link(c, source);
         }

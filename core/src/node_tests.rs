@@ -1100,3 +1100,51 @@ fn overtaken_ls_update_about_another_link_is_still_applied_and_flooded_once() {
         [n(4)]
     );
 }
+
+#[test]
+fn late_ticks_do_not_skip_a_keepalive() {
+    // A tick that runs late must not make the next, less late, tick see "just under" the
+    // interval: rules are evaluated at the scheduled tick time.
+    let mut node = node_with(1, &[2], DbMode::Discovery);
+    node.handle_timeout(at(1003)); // the tick due at 1000 runs 3 ms late
+    bring_up(&mut node, 2, 1004, &[]);
+    drain(&mut node);
+    for t in [2000, 3001, 4000] {
+        node.handle_timeout(at(t));
+        assert!(drain(&mut node).is_empty());
+    }
+    node.handle_timeout(at(5000));
+    assert_eq!(
+        sent_to(&drain(&mut node), 2),
+        [&InternalBody::Ping(Ping {
+            req_node_list: false
+        })]
+    );
+}
+
+#[test]
+fn ping_from_a_node_waiting_to_be_reprobed_is_probed_at_once() {
+    let mut node = node_with(1, &[2], DbMode::Discovery);
+    assert_eq!(link(&node, 2), LinkState::RestartPinging);
+    node.handle_message(
+        at(10),
+        CONN,
+        internal(
+            2,
+            InternalBody::Ping(Ping {
+                req_node_list: true,
+            }),
+        ),
+    )
+    .unwrap();
+    let ts = drain(&mut node);
+    let to2: Vec<_> = sent_to(&ts, 2).into_iter().cloned().collect();
+    assert!(matches!(to2[0], InternalBody::Pong(_)));
+    assert_eq!(
+        to2[1],
+        InternalBody::Ping(Ping {
+            req_node_list: true
+        })
+    );
+    assert_eq!(link(&node, 2), LinkState::Restarted);
+}
