@@ -7,6 +7,9 @@
 //!   a byte-identical trace per seed), its key/value capability ([`sim::kv`]) and the
 //!   invariants checked against a model of the network ([`sim::model`], [`sim::checks`]).
 //!   Scenarios live in `tests/sim_*.rs`.
+//! - [`sim::campaign`]: the randomized simulation campaign (faults, safety after every
+//!   step, liveness after the heal, replay by seed), driven by
+//!   `cargo run --release -p clusterer-tests --bin sim -- --seeds 10000` and `.ci/sim`.
 //!
 //! Benchmarks: `benches/routing.rs` (next hop on a 128-node cluster) and
 //! `benches/sim_speed.rs`; `cargo run --release -p clusterer-tests --bin simspeed` prints the

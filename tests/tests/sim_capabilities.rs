@@ -487,7 +487,7 @@ fn watch_until(sim: &mut Sim, watch: &mut ElectionWatch, deadline: Instant) {
     while sim.next_time().is_some_and(|t| t <= deadline) {
         sim.step();
         if let Some(v) = watch.check(sim) {
-            fail(sim, &v);
+            fail(sim, &v.to_string());
         }
     }
     sim.run_until(deadline);
@@ -533,7 +533,7 @@ fn compat_two_configured_actives_that_meet_never_stay_both_active() {
             ensure(&sim, sim.now() < deadline, || "link did not come UP".into());
             sim.step();
             if let Some(v) = watch.check(&sim) {
-                fail(&sim, &v);
+                fail(&sim, &v.to_string());
             }
         }
         let up_at = sim.now();
@@ -687,10 +687,10 @@ fn election_partition_2_3_keeps_one_active_per_side_and_one_after_heal() {
                 }
                 sim.step();
                 if let Some(v) = watch.check(sim) {
-                    fail(sim, &v);
+                    fail(sim, &v.to_string());
                 }
                 if let Some(v) = reach.check(sim).first() {
-                    fail(sim, v);
+                    fail(sim, &v.to_string());
                 }
             }
         };
@@ -754,6 +754,72 @@ fn election_partition_2_3_keeps_one_active_per_side_and_one_after_heal() {
         check_until(&mut sim, until, &never);
         ensure(&sim, actives(&sim) == [first], || {
             format!("later after the heal: actives {:?}", actives(&sim))
+        });
+        no_violations(&sim);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Regressions found by the campaign
+
+/// Found by the campaign (seeds 1622 and 1897 before an unrelated core timing change moved
+/// them): a capability disabled while its SYNC_REQ waits for an answer kept the live
+/// updates held back since the request, and later applied them after newer ones. Three
+/// nodes; the donor D (1) is paused so R's (3) request stays unanswered; W (2) writes, R
+/// holds; R's capability is disabled and enabled (MI); W writes again. The world checks
+/// that R applies every update that reached it exactly once, in arrival order.
+#[test]
+fn capability_disabled_while_its_sync_request_waits_keeps_live_updates_in_order() {
+    for seed in seeds(27) {
+        let mut sim = Sim::new(SimOptions::new(seed));
+        let mut rng = SimRng::new(seed);
+        let (d, w, r) = (nid(1), nid(2), nid(3));
+        let all = start_staggered(&mut sim, full_mesh(3, DbMode::Database));
+        sim.set_kv(d, KvSpec::new(false)).unwrap();
+        sim.set_kv(w, KvSpec::new(false)).unwrap();
+        sim.run_until_cond(ms(1_000), |s| s.kv_state(d).is_some());
+        sim.kv_preload(d, 0, 50).unwrap();
+        converge(&mut sim, &all);
+        sim.run_for(rng.range(0, 2_000));
+        // D (the best donor: lowest id) stops answering; R still sees it UP.
+        sim.pause(d).unwrap();
+        sim.set_kv(r, KvSpec::new(true)).unwrap();
+        sim.run_for(50);
+        let reports = cap_reports(&sim, r);
+        ensure(
+            &sim,
+            reports.last().map(String::as_str) == Some("Sync requested from node [1]"),
+            || format!("R's reports: {reports:?}"),
+        );
+        for _ in 0..rng.range(1, 5) {
+            sim.kv_put(w, rng.below(64), KvSend::Broadcast).unwrap();
+            sim.run_for(rng.range(1, 20));
+        }
+        // Links take at most 7 ms: everything sent has arrived.
+        sim.run_for(10);
+        let held = sim
+            .node(r)
+            .and_then(|n| n.cluster(CLUSTER))
+            .and_then(|c| c.capability(KV_CAPABILITY))
+            .map_or(0, |c| c.buffered_packets());
+        ensure(&sim, held > 0, || "nothing was held back".into());
+        for enabled in [false, true] {
+            sim.with_endpoint(r, |ep, now| {
+                ep.node_mut()
+                    .set_capability_enabled(now, CLUSTER, KV_CAPABILITY, enabled)
+            })
+            .unwrap()
+            .unwrap();
+        }
+        for _ in 0..3 {
+            sim.kv_put(w, rng.below(64), KvSend::Broadcast).unwrap();
+            sim.run_for(rng.range(1, 20));
+        }
+        sim.resume(d).unwrap();
+        sim.run_for(2_000);
+        let unapplied = sim.kv_world().lock().unwrap().unapplied(r);
+        ensure(&sim, unapplied.is_empty(), || {
+            format!("R never applied {unapplied:?}")
         });
         no_violations(&sim);
     }

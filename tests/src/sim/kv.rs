@@ -231,6 +231,8 @@ impl KvState {
 struct Arrival {
     id: u64,
     writer: NodeId,
+    /// The node that handed it over (the writer or a relay).
+    hop: NodeId,
     /// The node could take it when it arrived (and, once `finalized`, after the input too).
     must: bool,
     finalized: bool,
@@ -326,27 +328,35 @@ impl KvWorld {
 
     /// Live update `id` from `writer` arrived at `node`; `can_take` says whether the node
     /// could take it right before the input was handled.
-    pub(crate) fn arrive(&mut self, node: NodeId, id: u64, writer: NodeId, can_take: bool) {
+    pub(crate) fn arrive(
+        &mut self,
+        node: NodeId,
+        id: u64,
+        writer: NodeId,
+        hop: NodeId,
+        can_take: bool,
+    ) {
         self.stats.arrivals += 1;
         self.arrivals.entry(node).or_default().push_back(Arrival {
             id,
             writer,
+            hop,
             must: can_take,
             finalized: false,
         });
     }
 
-    /// The input that delivered updates to `node` was handled: `can_take(writer)` says
-    /// whether the node can still take updates from that writer. An update is owed to the
-    /// node when it could take it both before and after.
-    pub(crate) fn finalize(&mut self, node: NodeId, can_take: impl Fn(NodeId) -> bool) {
+    /// The input that delivered updates to `node` was handled: `can_take(writer, hop)` says
+    /// whether the node can still take updates from that writer handed over by that hop.
+    /// An update is owed to the node when it could take it both before and after.
+    pub(crate) fn finalize(&mut self, node: NodeId, can_take: impl Fn(NodeId, NodeId) -> bool) {
         if let Some(q) = self.arrivals.get_mut(&node) {
             for a in q.iter_mut().rev() {
                 if a.finalized {
                     break;
                 }
                 a.finalized = true;
-                a.must = a.must && can_take(a.writer);
+                a.must = a.must && can_take(a.writer, a.hop);
             }
         }
         let skips: Vec<(NodeId, Arrival)> = {
@@ -357,7 +367,7 @@ impl KvWorld {
             mine
         };
         for (n, a) in skips {
-            if a.must && can_take(a.writer) {
+            if a.must && can_take(a.writer, a.hop) {
                 self.violation(format!(
                     "n{n}: live update {} from n{} arrived and was not applied before a later one (lost or reordered)",
                     a.id, a.writer
@@ -728,9 +738,11 @@ impl Sim {
         Ok((u, statuses))
     }
 
-    /// Whether node index `r` can take a live update from `writer` now: its cluster and
-    /// capability are enabled and it knows `writer` as enabled.
-    fn kv_can_take(&self, r: usize, writer: NodeId) -> bool {
+    /// Whether node index `r` can take a live update from `writer`, handed over by `hop`,
+    /// now: its cluster and capability are enabled, it knows `writer` as enabled, and `hop`
+    /// is a member it knows (the source-IP check of wire.md §9 drops packets relayed by a
+    /// node it does not know).
+    fn kv_can_take(&self, r: usize, writer: NodeId, hop: NodeId) -> bool {
         let Some(spec) = self.nodes[r].kv else {
             return false;
         };
@@ -744,11 +756,12 @@ impl Sim {
         c.local().enabled()
             && c.capability(KV_CAPABILITY).is_some_and(|cap| cap.enabled())
             && c.node(writer).is_some_and(|n| n.enabled())
+            && c.node(hop).is_some()
     }
 
     /// Records a live update among the delivered bytes for node index `r`. Returns whether
     /// the packet was one.
-    pub(crate) fn kv_arrival(&mut self, r: usize, bytes: &[u8]) -> bool {
+    pub(crate) fn kv_arrival(&mut self, r: usize, hop: NodeId, bytes: &[u8]) -> bool {
         let rid = self.nodes[r].id;
         let is_kv =
             wire::parse_header(bytes).is_ok_and(|h| h.capability == KV_CAPABILITY.as_bytes());
@@ -769,15 +782,15 @@ impl Sim {
         let Some(u) = KvUpdate::decode(m.payload) else {
             return false;
         };
-        let can_take = self.kv_can_take(r, trailer.source);
-        lock(&self.kv_world).arrive(rid, u.id, trailer.source, can_take);
+        let can_take = self.kv_can_take(r, trailer.source, hop);
+        lock(&self.kv_world).arrive(rid, u.id, trailer.source, hop, can_take);
         true
     }
 
     /// After the input that delivered live updates to node index `r`.
     pub(crate) fn kv_finalize(&mut self, r: usize) {
         let rid = self.nodes[r].id;
-        lock(&self.kv_world).finalize(rid, |w| self.kv_can_take(r, w));
+        lock(&self.kv_world).finalize(rid, |w, hop| self.kv_can_take(r, w, hop));
     }
 }
 
@@ -812,9 +825,9 @@ mod tests {
         };
         {
             let mut w = lock(&world);
-            w.arrive(n(1), u1.id, n(2), true);
-            w.arrive(n(1), u2.id, n(2), true);
-            w.finalize(n(1), |_| true);
+            w.arrive(n(1), u1.id, n(2), n(2), true);
+            w.arrive(n(1), u2.id, n(2), n(2), true);
+            w.finalize(n(1), |_, _| true);
         }
         kv.apply_packet(n(2), 1, &u2.packet()).unwrap();
         kv.apply_packet(n(2), 1, &u1.packet()).unwrap();

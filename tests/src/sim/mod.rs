@@ -42,6 +42,7 @@
 //! assert!(sim.violations().is_empty());
 //! ```
 
+pub mod campaign;
 pub mod checks;
 pub mod clock;
 pub mod harness;
@@ -209,6 +210,7 @@ pub struct Sim {
     kv_world: SharedKvWorld,
     relays: RelayTracker,
     epoch: u64,
+    last_silent_send: Option<Instant>,
 }
 
 impl Sim {
@@ -232,6 +234,7 @@ impl Sim {
             kv_world: SharedKvWorld::default(),
             relays: RelayTracker::default(),
             epoch: 0,
+            last_silent_send: None,
         }
     }
 
@@ -941,6 +944,14 @@ impl Sim {
         };
         let (from, to) = (self.nodes[from_i].id, self.nodes[to_i].id);
         let blocked = self.net.is_blocked(from, to);
+        if self.options.track_relays
+            && (blocked || self.nodes[to_i].status == NodeStatus::Paused)
+            && routed_trailer(&packet.bytes).is_some()
+        {
+            // A routed packet that vanishes (or waits) without a send error postpones the
+            // sender's keep-alives like any routed packet (behaviour.md §3.2 rule 5).
+            self.last_silent_send = Some(self.now);
+        }
         if self.options.record_packets {
             self.packets.push(PacketRecord {
                 at: self.now,
@@ -1041,7 +1052,7 @@ impl Sim {
                 self.relays.arrived(self.now, rid, &p.bytes);
             }
             if self.nodes[r].kv_state.is_some() {
-                kv_arrivals |= self.kv_arrival(r, &p.bytes);
+                kv_arrivals |= self.kv_arrival(r, sid, &p.bytes);
             }
             stream.extend_from_slice(&p.bytes);
         }
@@ -1049,6 +1060,14 @@ impl Sim {
         let now = self.node_now(r);
         let mut offset = 0;
         let mut framing_error = None;
+        let drops_before = if self.trace.enabled() {
+            self.nodes[r]
+                .endpoint
+                .as_ref()
+                .map(|e| e.counters().dropped.clone())
+        } else {
+            None
+        };
         for len in pieces {
             let piece = &stream[offset..offset + len];
             offset += len;
@@ -1058,6 +1077,20 @@ impl Sim {
             if let Err(e) = ep.handle_bytes(now, ConnectionId(k as u64), piece) {
                 framing_error = Some(e);
                 break;
+            }
+        }
+        if let Some(before) = drops_before
+            && let Some(after) = self.nodes[r]
+                .endpoint
+                .as_ref()
+                .map(|e| e.counters().dropped.clone())
+        {
+            for (cause, n) in &after {
+                let new = n - before.get(cause).copied().unwrap_or(0);
+                if new > 0 {
+                    let name = cause.name();
+                    self.note(format_args!("n{rid} dropped {new} ({name})"));
+                }
             }
         }
         let lane = &mut self.net.conns[k].lanes[lane_index];

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use clusterer_core::{ClusterId, LinkState, NodeId};
+use clusterer_core::{ClusterId, Instant, LinkState, NodeId};
 
 use crate::sim::{NodeStatus, RelayTracker, Sim};
 
@@ -89,6 +89,16 @@ impl Sim {
         self.epoch
     }
 
+    /// The last time a routed packet was sent toward a node that will not answer — lost to
+    /// a partition, or queued for a paused node — without any send error (tracked with
+    /// [`crate::sim::SimOptions::track_relays`]). Such traffic postpones the sender's
+    /// keep-alive PINGs (behaviour.md §3.2 rule 5: no PING while routable traffic was sent
+    /// within `ping_interval`; liveness is then judged by TCP send errors only), so the
+    /// sender cannot detect the loss while it lasts.
+    pub fn last_silent_send(&self) -> Option<Instant> {
+        self.last_silent_send
+    }
+
     /// The hop counter of routed packets ([`crate::sim::SimOptions::track_relays`]).
     pub fn relays(&self) -> &RelayTracker {
         &self.relays
@@ -132,6 +142,51 @@ impl Sim {
             .filter(|n| n.status == NodeStatus::Running)
             .filter_map(|n| n.endpoint.as_ref()?.node().cluster(cluster))
             .fold(0u64, |acc, c| acc.wrapping_add(c.topology_version()))
+    }
+
+    /// Whether `a` and `b` accept each other's packets: both enabled in `cluster`, each
+    /// knowing the other as enabled (a node drops packets from a peer it disabled or does
+    /// not know, behaviour.md §7, §8 — whatever path they took).
+    pub fn mutually_admitted(&self, cluster: ClusterId, a: NodeId, b: NodeId) -> bool {
+        let admits = |x: NodeId, y: NodeId| {
+            self.node(x)
+                .and_then(|n| n.cluster(cluster))
+                .is_some_and(|c| c.local().enabled() && c.node(y).is_some_and(|r| r.enabled()))
+        };
+        admits(a, b) && admits(b, a)
+    }
+
+    /// Pairs (observer, subject) of running nodes where the observer still holds the
+    /// subject's link-state stamp from before the subject's current incarnation (stored seq
+    /// ≥ 0 with a timestamp older than the subject's start). The observer missed the
+    /// subject's seq-0 updates and, by the wire contract (wire.md §8, behaviour.md §17 quirk
+    /// #13, *mimic*), ignores its updates until its counter passes the old value.
+    pub fn stale_incarnations(&self, cluster: ClusterId) -> Vec<(NodeId, NodeId)> {
+        let started: BTreeMap<NodeId, i64> = self
+            .nodes
+            .iter()
+            .filter(|n| n.endpoint.is_some())
+            .map(|n| (n.id, n.started_unix))
+            .collect();
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            if n.status != NodeStatus::Running {
+                continue;
+            }
+            let Some(c) = n.endpoint.as_ref().and_then(|e| e.node().cluster(cluster)) else {
+                continue;
+            };
+            for r in c.nodes() {
+                let Some(&start) = started.get(&r.id()) else {
+                    continue;
+                };
+                let stamp = r.ls_stamp();
+                if stamp.seq >= 0 && i64::from(stamp.timestamp) < start {
+                    out.push((n.id, r.id()));
+                }
+            }
+        }
+        out
     }
 
     /// Whether `a` and `b` both see their direct link UP.

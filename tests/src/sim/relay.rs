@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 
 use clusterer_core::{Instant, NodeId};
-use clusterer_proto::wire::{self, CAP_INTERNAL};
+use clusterer_proto::wire::{
+    self, CAP_EXTRA, CAP_INTERNAL, PacketView, RoutedView, TYPE_SHTAG_ACTIVE,
+};
 
 use crate::sim::trace::packet_kind;
 
@@ -72,6 +74,8 @@ pub struct RelayTracker {
     /// Keep a [`Journey`] per delivered packet.
     pub log: bool,
     journeys: Vec<Journey>,
+    /// Last arrival of a SHTAG_ACTIVE at its destination, per (tag, source, destination).
+    shtag: BTreeMap<(String, NodeId, NodeId), Instant>,
 }
 
 fn key(bytes: &[u8]) -> u64 {
@@ -138,6 +142,18 @@ impl RelayTracker {
         if destination != receiver {
             return;
         }
+        let shtag = wire::parse_header(bytes).is_ok_and(|h| {
+            h.capability == CAP_EXTRA.as_bytes() && h.packet_type == TYPE_SHTAG_ACTIVE
+        });
+        if shtag
+            && let Ok(PacketView::Routed {
+                body: RoutedView::ShtagActive(v),
+                ..
+            }) = wire::parse_view(bytes)
+        {
+            self.shtag
+                .insert((v.tag.to_string(), source, destination), now);
+        }
         let Some(f) = self.in_flight.remove(&key(bytes)) else {
             return;
         };
@@ -153,6 +169,18 @@ impl RelayTracker {
                 arrived_at: now,
             });
         }
+    }
+
+    /// When a SHTAG_ACTIVE for `tag` from `source` last reached `destination`.
+    pub fn last_shtag_delivery(
+        &self,
+        tag: &str,
+        source: NodeId,
+        destination: NodeId,
+    ) -> Option<Instant> {
+        self.shtag
+            .get(&(tag.to_string(), source, destination))
+            .copied()
     }
 
     /// Takes the journeys logged so far.
