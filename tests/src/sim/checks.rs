@@ -57,26 +57,56 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// The known limitation that explains misbehaviour seen at `observer`, if any: it holds a
-/// stamp from before some peer's restart ([`RESTART_MISSED`]), or a stored adjacency list
-/// that differs from the truth ([`GOSSIP_GAP`]).
-pub fn explain_at(sim: &Sim, cluster: ClusterId, observer: NodeId) -> Option<&'static str> {
-    if sim
+/// Whether `observer`'s claim that `target` is reachable rests on stale gossip, and which
+/// known limitation explains it: the claim is explained when every path to `target` in the
+/// observer's view uses a link the observer stores for some node X but X itself no longer
+/// lists — [`RESTART_MISSED`] when the observer holds X's stamp from before X's restart,
+/// [`GOSSIP_GAP`] otherwise. A claim that first-hand lists support (links their own nodes
+/// still list) is not explained: some node has not detected a dead link in time.
+pub fn stale_path_explains(
+    sim: &Sim,
+    cluster: ClusterId,
+    observer: NodeId,
+    target: NodeId,
+) -> Option<&'static str> {
+    let c = sim.node(observer)?.cluster(cluster)?;
+    let stale_incarnation: BTreeSet<NodeId> = sim
         .stale_incarnations(cluster)
-        .iter()
-        .any(|&(o, _)| o == observer)
-    {
-        return Some(RESTART_MISSED);
+        .into_iter()
+        .filter(|&(o, _)| o == observer)
+        .map(|(_, s)| s)
+        .collect();
+    let mut adjacency: BTreeMap<NodeId, Vec<NodeId>> = BTreeMap::new();
+    adjacency.insert(observer, c.local().adjacency().to_vec());
+    let mut pruned_restarted = false;
+    for r in c.nodes() {
+        let own = sim
+            .stored_adjacency(r.id(), cluster, r.id())
+            .unwrap_or_default();
+        let (kept, pruned): (Vec<NodeId>, Vec<NodeId>) =
+            r.adjacency().iter().partition(|y| own.contains(y));
+        if !pruned.is_empty() && stale_incarnation.contains(&r.id()) {
+            pruned_restarted = true;
+        }
+        adjacency.insert(r.id(), kept);
     }
-    let running = sim.running_ids();
-    if sim
-        .topology_mismatches(cluster, &running)
-        .iter()
-        .any(|m| m.observer == observer)
-    {
-        return Some(GOSSIP_GAP);
+    let mut seen = BTreeSet::from([observer]);
+    let mut queue = std::collections::VecDeque::from([observer]);
+    while let Some(x) = queue.pop_front() {
+        if x == target {
+            return None;
+        }
+        for &y in adjacency.get(&x).into_iter().flatten() {
+            if y != observer && seen.insert(y) {
+                queue.push_back(y);
+            }
+        }
     }
-    None
+    Some(if pruned_restarted {
+        RESTART_MISSED
+    } else {
+        GOSSIP_GAP
+    })
 }
 
 /// Shortest spacing (ms) of the election watch's recomputations after a change.
@@ -376,7 +406,8 @@ impl ReachabilityWatch {
                         "n{observer} reports n{node} reachable, but it has been unreachable in the model since {since} (bound {} ms)",
                         self.bound_ms
                     );
-                    out.push(Finding::new(explain_at(sim, self.cluster, observer), text));
+                    let why = stale_path_explains(sim, self.cluster, observer, node);
+                    out.push(Finding::new(why, text));
                 }
             }
         }

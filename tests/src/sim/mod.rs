@@ -945,11 +945,12 @@ impl Sim {
         let (from, to) = (self.nodes[from_i].id, self.nodes[to_i].id);
         let blocked = self.net.is_blocked(from, to);
         if self.options.track_relays
-            && (blocked || self.nodes[to_i].status == NodeStatus::Paused)
-            && routed_trailer(&packet.bytes).is_some()
+            && let Some(cluster) = routed_cluster(&packet)
+            && (blocked || self.ignored_by_receiver(to_i, cluster, from))
         {
-            // A routed packet that vanishes (or waits) without a send error postpones the
-            // sender's keep-alives like any routed packet (behaviour.md §3.2 rule 5).
+            // A routed packet that vanishes (or waits, or is ignored) without a send error
+            // postpones the sender's keep-alives like any routed packet (behaviour.md §3.2
+            // rule 5).
             self.last_silent_send = Some(self.now);
         }
         if self.options.record_packets {
@@ -996,6 +997,23 @@ impl Sim {
             self.queue
                 .push(deliver_at, Action::Deliver { conn: k, direction });
         }
+    }
+
+    /// Whether node index `r` will not answer or not take a packet from `from` in
+    /// `cluster`: it is paused, disabled in the cluster, or has `from` disabled or
+    /// unknown.
+    fn ignored_by_receiver(&self, r: usize, cluster: ClusterId, from: NodeId) -> bool {
+        if self.nodes[r].status == NodeStatus::Paused {
+            return true;
+        }
+        let Some(c) = self.nodes[r]
+            .endpoint
+            .as_ref()
+            .and_then(|e| e.node().cluster(cluster))
+        else {
+            return false;
+        };
+        !c.local().enabled() || c.node(from).is_none_or(|n| !n.enabled())
     }
 
     fn deliver(&mut self, k: usize, direction: Direction) {
@@ -1162,4 +1180,9 @@ impl Sim {
             self.violation(format!("n{id}: {p}"));
         }
     }
+}
+
+/// The cluster of a routed packet (`None` for `clusterer-internal` packets).
+fn routed_cluster(packet: &OutgoingPacket) -> Option<ClusterId> {
+    routed_trailer(&packet.bytes).map(|_| packet.cluster)
 }
