@@ -13,7 +13,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::cluster::{Cluster, SeqStamp};
+use crate::cluster::{Cluster, Freshness, SeqStamp};
 use crate::id::{ClusterId, NodeId};
 use crate::link::LinkState;
 use crate::message::{CapUpdate, CapabilityBlock, CapabilityState, InternalBody, ModulePacket};
@@ -443,8 +443,16 @@ impl Ctx<'_> {
         let Some(o) = c.node_mut(origin) else {
             return Err(crate::node::DropReason::UnknownSource);
         };
-        if !o.cap.accept(u.seq, u.timestamp) {
-            return Err(crate::node::DropReason::StaleUpdate);
+        let restarted = match o.cap.check(u.seq, u.timestamp, false) {
+            Freshness::Fresh => false,
+            Freshness::Restarted => true,
+            Freshness::Stale | Freshness::Equal => {
+                return Err(crate::node::DropReason::StaleUpdate);
+            }
+        };
+        if restarted {
+            // A restarted node holds no tag active, even if we never saw it unreachable.
+            self.shtags_forget_announcer(c, origin);
         }
         let me = self.s.my_id;
         let mut newly_ok = false;

@@ -1037,6 +1037,48 @@ fn injected_fault_skips_demotion_on_shtag_active() {
 }
 
 #[test]
+fn election_forgets_an_active_node_that_restarted_unnoticed() {
+    // Found by the simulation campaign (seed 3852): node 1 held the tag; node 2 (better
+    // priority) came up later, learned node 1 was active, and stayed backup. Node 1 then
+    // restarted so fast that node 2 never saw it unreachable: node 2 still believed node 1
+    // active, node 1 came back backup and, ranking worse, did not take the tag: nobody held
+    // it, for ever.
+    let tweak = |i: u32, c: &mut Config| {
+        tag(c, ShtagState::Backup, true);
+        c.clusters[0].local.priority = if i == 2 { 10 } else { 50 };
+        for p in &mut c.clusters[0].nodes {
+            p.priority = if p.id == n(2) { 10 } else { 50 };
+        }
+    };
+    let mut net = Net::mesh(2, tweak);
+    net.node(2).set_status(at(0), C1, None, false).unwrap();
+    net.run_until(5_000);
+    assert_eq!(
+        tag_state(&net, 1),
+        ShtagState::Active,
+        "alone, node 1 took it"
+    );
+    net.node(2).set_status(at(5_000), C1, None, true).unwrap();
+    net.run_until(8_000);
+    assert_eq!(
+        (tag_state(&net, 1), tag_state(&net, 2)),
+        (ShtagState::Active, ShtagState::Backup),
+        "node 2 follows the active node 1"
+    );
+    // Node 1 restarts (state lost) within a ping interval.
+    let mut cfg = config(1, &[2]);
+    tweak(1, &mut cfg);
+    net.nodes[0] = Node::new(cfg, at(8_100), 99).unwrap();
+    net.run_until(20_000);
+    let states = (tag_state(&net, 1), tag_state(&net, 2));
+    assert_eq!(
+        states,
+        (ShtagState::Backup, ShtagState::Active),
+        "the best reachable node takes the tag nobody holds"
+    );
+}
+
+#[test]
 fn election_tags_refuse_manual_activation() {
     let mut net = Net::mesh(1, |_, c| tag(c, ShtagState::Backup, true));
     let r = net

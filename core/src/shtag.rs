@@ -9,9 +9,10 @@
 //! **Election mode** (`vip/1=backup,election`) keeps the wire to SHTAG_ACTIVE and adds:
 //! * every election node advertises `shtag-election:<tag>` in its CAP_UPDATE, so nodes know
 //!   who is eligible (OpenSIPS peers store and forward it like any unknown capability);
-//! * a backup remembers which reachable nodes announced themselves active; when none is
-//!   left and it ranks best among itself and the reachable eligible nodes — rank = (not
-//!   eligible, priority, id), lowest first — it activates after `hold_down_ms`;
+//! * a backup remembers which reachable nodes announced themselves active (forgetting one
+//!   that restarted); when none is left and it ranks best among itself and the reachable
+//!   eligible nodes — rank = (not eligible, priority, id), lowest first — it activates after
+//!   `hold_down_ms`;
 //! * an active election node announces itself to every node that comes up;
 //! * when an active election node receives SHTAG_ACTIVE from a node that ranks worse, it
 //!   stays active and announces itself back (the other steps down); from a better node it
@@ -342,6 +343,16 @@ impl Ctx<'_> {
             }
         }
         self.shtags_reevaluate(c);
+    }
+
+    /// Election mode: `node` restarted (its CAP_UPDATE counter started again), so it holds
+    /// no tag active any more; forget it as an announcer (re-evaluated by the caller).
+    pub(crate) fn shtags_forget_announcer(&mut self, c: &mut Cluster, node: NodeId) {
+        for tag in &mut c.shtags {
+            if let Some(e) = &mut tag.election {
+                e.announcers.retain(|&a| a != node);
+            }
+        }
     }
 
     /// Election mode: schedules or cancels takeovers after a change of reachability,
