@@ -1079,6 +1079,53 @@ fn election_forgets_an_active_node_that_restarted_unnoticed() {
 }
 
 #[test]
+fn election_backups_do_not_keep_believing_a_node_that_lost_a_conflict() {
+    // Found by the simulation campaign (seed 9058): node 2 was active when node 3 joined it,
+    // then lost a conflict to node 1; node 3 kept believing node 2 active, so when node 1
+    // died nobody took the tag (node 3, the best left, waited for node 2's announcement
+    // to end; node 2, backup, ranked worse).
+    let prio = |i: u32| match i {
+        1 => 10,
+        3 => 20,
+        _ => 30,
+    };
+    let mut net = Net::mesh(3, |i, c| {
+        tag(c, ShtagState::Backup, true);
+        c.clusters[0].local.priority = prio(i);
+        for p in &mut c.clusters[0].nodes {
+            p.priority = prio(p.id.get());
+        }
+    });
+    // Nodes 1 and 2 each alone: both take the tag.
+    net.node(3).set_status(at(0), C1, None, false).unwrap();
+    net.cut.extend([(1, 2), (1, 3)]);
+    net.run_until(5_000);
+    assert_eq!(
+        (tag_state(&net, 1), tag_state(&net, 2)),
+        (ShtagState::Active, ShtagState::Active)
+    );
+    // Node 3 joins node 2's side and follows it.
+    net.node(3).set_status(at(5_000), C1, None, true).unwrap();
+    net.run_until(8_000);
+    assert_eq!(tag_state(&net, 3), ShtagState::Backup);
+    // The sides meet: node 1 wins, node 2 steps down.
+    net.cut.clear();
+    net.run_until(80_000);
+    let states: Vec<_> = (1..=3).map(|i| tag_state(&net, i)).collect();
+    assert_eq!(
+        states,
+        [ShtagState::Active, ShtagState::Backup, ShtagState::Backup]
+    );
+    // Node 1 dies: node 3, the best left, takes over.
+    net.cut.extend([(1, 2), (1, 3)]);
+    net.run_until(100_000);
+    assert_eq!(
+        (tag_state(&net, 2), tag_state(&net, 3)),
+        (ShtagState::Backup, ShtagState::Active)
+    );
+}
+
+#[test]
 fn election_tags_refuse_manual_activation() {
     let mut net = Net::mesh(1, |_, c| tag(c, ShtagState::Backup, true));
     let r = net

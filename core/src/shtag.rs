@@ -9,10 +9,11 @@
 //! **Election mode** (`vip/1=backup,election`) keeps the wire to SHTAG_ACTIVE and adds:
 //! * every election node advertises `shtag-election:<tag>` in its CAP_UPDATE, so nodes know
 //!   who is eligible (OpenSIPS peers store and forward it like any unknown capability);
-//! * a backup remembers which reachable nodes announced themselves active (forgetting one
-//!   that restarted); when none is left and it ranks best among itself and the reachable
-//!   eligible nodes — rank = (not eligible, priority, id), lowest first — it activates after
-//!   `hold_down_ms`;
+//! * a backup remembers the best-ranked reachable node that announced itself active (a
+//!   worse announcer loses any conflict with it and steps down silently, so it is not
+//!   believed; a node that restarted is forgotten too); when none is left and it ranks best
+//!   among itself and the reachable eligible nodes — rank = (not eligible, priority, id),
+//!   lowest first — it activates after `hold_down_ms`;
 //! * an active election node announces itself to every node that comes up;
 //! * when an active election node receives SHTAG_ACTIVE from a node that ranks worse, it
 //!   stays active and announces itself back (the other steps down); from a better node it
@@ -124,7 +125,8 @@ impl fmt::Display for ShtagReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Election {
     pub config: ElectionConfig,
-    /// Reachable nodes that announced themselves active since they last became reachable.
+    /// The best-ranked reachable node that announced itself active since it last became
+    /// reachable (at most one entry once re-evaluated).
     pub announcers: Vec<NodeId>,
     /// Scheduled takeover.
     pub activate_at: Option<Instant>,
@@ -383,9 +385,12 @@ impl Ctx<'_> {
                 continue;
             };
             e.announcers.retain(|a| reachable.contains(a));
-            // The best announcer is the one believed active.
+            // The best announcer is the one believed active. A worse one loses any conflict
+            // with it, silently (nothing tells the others it stepped down): forget it, or
+            // it would be believed active after the best one is gone.
             e.announcers
                 .sort_by_key(|a| ranks.iter().find(|r| r.2 == *a).copied());
+            e.announcers.truncate(1);
             let best = ranks.iter().filter(|r| !r.0).all(|r| mine < *r);
             if !e.announcers.is_empty() || !best {
                 e.activate_at = None;
