@@ -55,8 +55,8 @@
 //! the protocol rather than from bugs; each has a precise signature
 //! ([`crate::sim::checks`]): a peer that missed a restarted node's seq-0 updates ignores it
 //! ([`RESTART_MISSED`], quirk #13), an election announcement lost without retransmission
-//! ([`ANNOUNCEMENT_LOST`]), a topology list that missed a change nobody re-sends
-//! ([`GOSSIP_GAP`]). Such a failure is recorded as a [`Violation`] with `limitation` set
+//! ([`ANNOUNCEMENT_LOST`]), a topology list or capability state that missed a change
+//! nobody re-sends ([`GOSSIP_GAP`]). Such a failure is recorded as a [`Violation`] with `limitation` set
 //! and the run goes on (liveness checks stop there); it fails the campaign only in strict
 //! mode. The detection bound of reachability also accounts for routed traffic sent into the
 //! void, which postpones keep-alives by design (behaviour.md §3.2 rule 5), and for peers the
@@ -1458,7 +1458,9 @@ impl Run {
             .any(|l| l.limitation == Some(ANNOUNCEMENT_LOST));
         if !self.sim.stale_incarnations(CLUSTER).is_empty() {
             v.limitation = Some(RESTART_MISSED);
-        } else if !self.sim.topology_mismatches(CLUSTER, &live).is_empty() {
+        } else if !self.sim.topology_mismatches(CLUSTER, &live).is_empty()
+            || (invariant == "liveness-sync" && self.stale_capability_view())
+        {
             v.limitation = Some(GOSSIP_GAP);
         } else if invariant == "liveness-election" && lost {
             v.limitation = Some(ANNOUNCEMENT_LOST);
@@ -1491,6 +1493,38 @@ impl Run {
         }
         self.disabled_links.clear();
         self.request_missing_syncs();
+    }
+
+    /// Whether a node waiting for a donor has a stale view of one: a running node whose
+    /// capability is synced and enabled (so it advertises state 1) is stored as not synced.
+    /// The single CAP_UPDATE that announced it was lost, and nothing sends it again until a
+    /// link comes up (no anti-entropy: [`GOSSIP_GAP`]).
+    fn stale_capability_view(&self) -> bool {
+        let live = self.sim.running_ids();
+        let synced: Vec<NodeId> = live
+            .iter()
+            .copied()
+            .filter(|&id| {
+                self.cap_status(id) == Some(SyncStatus::Synced)
+                    && self.cap_enabled(id) == Some(true)
+            })
+            .collect();
+        live.iter().any(|&r| {
+            self.cap_status(r) == Some(SyncStatus::SyncPending)
+                && self
+                    .sim
+                    .node(r)
+                    .and_then(|n| n.cluster(CLUSTER))
+                    .is_some_and(|c| {
+                        synced.iter().any(|&x| {
+                            c.node(x).is_some_and(|rn| {
+                                !rn.capabilities()
+                                    .iter()
+                                    .any(|rc| rc.name() == KV_CAPABILITY && rc.is_ok())
+                            })
+                        })
+                    })
+        })
     }
 
     fn request_missing_syncs(&mut self) {

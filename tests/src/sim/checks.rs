@@ -26,10 +26,11 @@ pub const RESTART_MISSED: &str = "restart-missed";
 /// retransmitted, so a lost announcement (dropped by a relay without a route, looping while
 /// routes converge, lost to a reset) leaves two actives until a node comes up again.
 pub const ANNOUNCEMENT_LOST: &str = "announcement-lost";
-/// A known limitation of the topology gossip: there is no anti-entropy, so a link change
-/// nobody was told of (a node's first link: no other UP neighbour to send the LS_UPDATE to,
-/// no counter increment) or a lost update stays missing from third parties' lists until a
-/// FULL_TOP_UPDATE with a newer counter reaches them.
+/// A known limitation of the topology and capability gossip: there is no anti-entropy, so
+/// a link change nobody was told of (a node's first link: no other UP neighbour to send the
+/// LS_UPDATE to, no counter increment) or a lost update (LS_UPDATE, a single CAP_UPDATE)
+/// stays missing from third parties' views until a FULL_TOP_UPDATE with a newer counter, or
+/// a full CAP_UPDATE at the next link-up, reaches them.
 pub const GOSSIP_GAP: &str = "gossip-gap";
 
 /// What a watch found: a violated invariant, or a behaviour a known limitation explains.
