@@ -56,7 +56,8 @@
 //! ([`crate::sim::checks`]): a peer that missed a restarted node's seq-0 updates ignores it
 //! ([`RESTART_MISSED`], quirk #13), an election announcement lost without retransmission
 //! ([`ANNOUNCEMENT_LOST`]), a topology list or capability state that missed a change
-//! nobody re-sends ([`GOSSIP_GAP`]). Such a failure is recorded as a [`Violation`] with `limitation` set
+//! nobody re-sends ([`GOSSIP_GAP`]), the answers of two requests to the same donor mixed
+//! in one sync ([`SYNC_REPLIES_MIXED`]: SYNC packets carry no request id). Such a failure is recorded as a [`Violation`] with `limitation` set
 //! and the run goes on (liveness checks stop there); it fails the campaign only in strict
 //! mode. The detection bound of reachability also accounts for routed traffic sent into the
 //! void, which postpones keep-alives by design (behaviour.md §3.2 rule 5), and for peers the
@@ -75,7 +76,7 @@ use clusterer_proto::EndpointOptions;
 use crate::sim::checks::{
     ANNOUNCEMENT_LOST, ElectionWatch, Finding, GOSSIP_GAP, RESTART_MISSED, ReachabilityWatch,
 };
-use crate::sim::kv::{KvStats, lock};
+use crate::sim::kv::{KvStats, SYNC_REPLIES_MIXED, lock};
 use crate::sim::model::{Graph, distances, expected_next_hop};
 use crate::sim::rng::mix;
 use crate::sim::{
@@ -988,6 +989,17 @@ impl Run {
                 "node-invariant"
             };
             return Err(self.violation(invariant, text));
+        }
+        let mixed = lock(self.sim.kv_world()).take_limitations();
+        for text in mixed {
+            let v = self.finding(
+                "sync-data",
+                Finding {
+                    limitation: Some(SYNC_REPLIES_MIXED),
+                    text,
+                },
+            );
+            self.record(v)?;
         }
         if let Some(f) = self.election.check(&self.sim) {
             let v = self.finding("election-safety", f);

@@ -265,8 +265,20 @@ pub struct KvWorld {
     pending_skips: Vec<(NodeId, Arrival)>,
     violations: Vec<String>,
     violation_count: u64,
+    /// Snapshots produced per (donor, requester) since the requester last completed a sync
+    /// (or started).
+    produced_since_done: BTreeMap<(NodeId, NodeId), u32>,
+    /// Known limitations met (see [`SYNC_REPLIES_MIXED`]).
+    limitations: Vec<String>,
     stats: KvStats,
 }
+
+/// A known limitation of the sync protocol: SYNC and SYNC_END carry no request id, so when
+/// a requester asked the same donor twice (its first request was abandoned — the donor
+/// flapped, the first packet was late — and retried) both answers may arrive, interleaved
+/// over changing routes, and the requester counts chunks of both toward one SYNC_END: it
+/// can complete with records twice and others missing.
+pub const SYNC_REPLIES_MIXED: &str = "sync-replies-mixed";
 
 /// A handle on the world, shared by the simulator and the capabilities.
 pub type SharedKvWorld = Arc<Mutex<KvWorld>>;
@@ -308,6 +320,11 @@ impl KvWorld {
         self.violation_count
     }
 
+    /// Takes the known limitations met since the last call.
+    pub fn take_limitations(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.limitations)
+    }
+
     /// Whether violations wait to be taken.
     pub fn has_violations(&self) -> bool {
         !self.violations.is_empty()
@@ -323,6 +340,7 @@ impl KvWorld {
     /// A node (re)started or crashed: what arrived at its previous incarnation is void.
     pub(crate) fn reset_node(&mut self, node: NodeId) {
         self.arrivals.remove(&node);
+        self.produced_since_done.retain(|(_, r), _| *r != node);
         self.pending_skips.retain(|(n, _)| *n != node);
     }
 
@@ -416,6 +434,10 @@ impl KvWorld {
 
     fn produced(&mut self, donor: NodeId, requester: NodeId, digest: Digest) {
         self.stats.snapshots += 1;
+        *self
+            .produced_since_done
+            .entry((donor, requester))
+            .or_default() += 1;
         let q = self.snapshots.entry((donor, requester)).or_default();
         if q.len() == SNAPSHOTS_KEPT {
             q.pop_front();
@@ -441,7 +463,19 @@ impl KvWorld {
             .snapshots
             .get(&(donor, requester))
             .is_some_and(|q| q.contains(&digest));
-        if !produced {
+        let answers: u32 = self
+            .produced_since_done
+            .iter()
+            .filter(|((_, r), _)| *r == requester)
+            .map(|(_, n)| *n)
+            .sum();
+        self.produced_since_done.retain(|(_, r), _| *r != requester);
+        if !produced && answers >= 2 {
+            self.limitations.push(format!(
+                "n{requester}: sync from n{donor} completed with {} chunks that are not one snapshot; {answers} answers were produced for it since its last sync",
+                digest.count
+            ));
+        } else if !produced {
             let known: Vec<u64> = self
                 .snapshots
                 .get(&(donor, requester))

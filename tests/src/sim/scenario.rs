@@ -59,10 +59,15 @@ pub fn ensure(sim: &Sim, ok: bool, what: impl FnOnce() -> String) {
     }
 }
 
-/// [`fail`]s when the simulator recorded an invariant violation.
+/// [`fail`]s when the simulator recorded an invariant violation, or the key/value
+/// bookkeeping met a known limitation (scenarios are built to avoid them).
 pub fn no_violations(sim: &Sim) {
     ensure(sim, sim.violations().is_empty(), || {
         "invariant violated".into()
+    });
+    let limitations = crate::sim::kv::lock(sim.kv_world()).take_limitations();
+    ensure(sim, limitations.is_empty(), || {
+        format!("known limitation met: {limitations:?}")
     });
 }
 
