@@ -6,28 +6,13 @@
 //! cargo run --release -p clusterer-tests --bin sim -- --seed 1234 --trace run.trace
 //! ```
 //!
-//! Options:
-//!
-//! ```text
-//! --seeds N          run seeds FIRST..FIRST+N (default 100), plus one 128-node run
-//! --first-seed S     first seed of --seeds (default 0)
-//! --seed S           run this one seed only
-//! --nodes N          cluster size (default: drawn per seed, 2-16); no extra 128-node run
-//! --no-big           no extra 128-node run
-//! --faults MIX       all (default), none, or a comma list of
-//!                    crash,pause,partition,reset,clock,clock-back,admin,capability
-//! --inject FAULT     test-only core breakage: skip-shtag-demotion
-//! --trace FILE       (one seed) write the full trace to FILE
-//! --verbose          (one seed) print the full trace to stdout
-//! --jobs J           worker threads (default: available cores)
-//! --strict           count failures explained by a known limitation as violations
-//! ```
+//! Options: `sim --help` ([`CampaignArgs::USAGE`]).
 //!
 //! A violation prints the seed, the invariant and the one line that replays it; the exit
 //! status is 1 when any run violated an invariant. A failure a known limitation of the
 //! protocol explains (`clusterer_tests::sim::checks`: restart-missed, announcement-lost,
-//! gossip-gap) ends its run too, is counted in the summary with its first seeds, and fails
-//! the campaign only with `--strict`.
+//! gossip-gap; `clusterer_tests::sim::kv`: sync-replies-mixed) ends its run too, is counted
+//! in the summary with its first seeds, and fails the campaign only with `--strict`.
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -151,6 +136,10 @@ fn one(seed: u64, args: &CampaignArgs) -> ExitCode {
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
+        Err(e) if e == CampaignArgs::USAGE => {
+            println!("{e}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);

@@ -390,8 +390,26 @@ pub struct CampaignArgs {
 
 impl CampaignArgs {
     /// Usage text.
-    pub const USAGE: &str = "usage: sim [--seeds N] [--first-seed S] [--seed S] [--nodes N] [--no-big] \
-        [--faults MIX] [--inject skip-shtag-demotion] [--trace FILE] [--verbose] [--jobs J] [--strict]";
+    pub const USAGE: &str = "\
+usage: sim [OPTIONS]
+
+Runs the simulation campaign: random clusters under random faults, safety invariants after
+every step, liveness invariants after the heal phase, exact replay by seed.
+
+Options:
+  --seeds N          run seeds FIRST..FIRST+N (default 100), plus one 128-node run
+  --first-seed S     first seed of --seeds (default 0)
+  --seed S           run this one seed only (the replay form)
+  --nodes N          cluster size (default: drawn per seed, 2-16); no extra 128-node run
+  --no-big           no extra 128-node run
+  --faults MIX       all (default), none, or a comma list of
+                     crash,pause,partition,reset,clock,clock-back,admin,capability
+  --inject FAULT     test-only core breakage: skip-shtag-demotion
+  --trace FILE       (one seed) write the full trace to FILE
+  --verbose          (one seed) print the full trace to stdout
+  --jobs J           worker threads (default: available cores)
+  --strict           count failures explained by a known limitation as violations
+  -h, --help         this text";
 
     /// Parses the arguments after the program name.
     ///
