@@ -333,6 +333,23 @@ fn startup_sync_pulls_the_donor_data_and_advertises_synced() {
     );
 }
 
+/// A live `k=<v>` packet of the test capability from node 1 to node 2.
+fn live_from_1_to_2(v: &str) -> Message {
+    Message::Routed(Routed {
+        version: 1,
+        trailer: Trailer {
+            cluster: C1,
+            source: n(1),
+            destination: n(2),
+        },
+        body: RoutedBody::Module(ModulePacket {
+            capability: CAP.into(),
+            packet_type: 1,
+            payload: format!("k={v}").into_bytes(),
+        }),
+    })
+}
+
 #[test]
 fn live_packets_during_a_sync_are_buffered_and_applied_in_order_after_it() {
     let donor = Kv::with(&[("k", "old")]);
@@ -354,26 +371,11 @@ fn live_packets_during_a_sync_are_buffered_and_applied_in_order_after_it() {
         net.node(2).request_sync(now, C1, CAP).unwrap(),
         RequestSync::Requested(n(1))
     );
-    let live = |v: &str| {
-        Message::Routed(Routed {
-            version: 1,
-            trailer: Trailer {
-                cluster: C1,
-                source: n(1),
-                destination: n(2),
-            },
-            body: RoutedBody::Module(ModulePacket {
-                capability: CAP.into(),
-                packet_type: 1,
-                payload: format!("k={v}").into_bytes(),
-            }),
-        })
-    };
     net.node(2)
-        .handle_message(now, ConnectionId(1), live("new1"))
+        .handle_message(now, ConnectionId(1), live_from_1_to_2("new1"))
         .unwrap();
     net.node(2)
-        .handle_message(now, ConnectionId(1), live("new2"))
+        .handle_message(now, ConnectionId(1), live_from_1_to_2("new2"))
         .unwrap();
     assert_eq!(
         net.node(2)
@@ -412,24 +414,9 @@ fn disabling_a_capability_whose_sync_request_waits_applies_the_held_packets() {
         SyncStatus::SyncPending,
         "requested, no answer"
     );
-    let live = |v: &str| {
-        Message::Routed(Routed {
-            version: 1,
-            trailer: Trailer {
-                cluster: C1,
-                source: n(1),
-                destination: n(2),
-            },
-            body: RoutedBody::Module(ModulePacket {
-                capability: CAP.into(),
-                packet_type: 1,
-                payload: format!("k={v}").into_bytes(),
-            }),
-        })
-    };
     let now = at(1600);
     net.node(2)
-        .handle_message(now, ConnectionId(1), live("held"))
+        .handle_message(now, ConnectionId(1), live_from_1_to_2("held"))
         .unwrap();
     assert!(fresh.get().is_empty(), "held back while the request waits");
     net.node(2)
@@ -446,7 +433,7 @@ fn disabling_a_capability_whose_sync_request_waits_applies_the_held_packets() {
         .set_capability_enabled(now, C1, CAP, true)
         .unwrap();
     net.node(2)
-        .handle_message(now, ConnectionId(1), live("newer"))
+        .handle_message(now, ConnectionId(1), live_from_1_to_2("newer"))
         .unwrap();
     assert_eq!(fresh.get()["k"], "newer");
     assert_eq!(
