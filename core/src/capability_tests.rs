@@ -13,12 +13,12 @@ use alloc::vec::Vec;
 use std::sync::Mutex;
 
 use crate::capability::{Capability, CapabilityEvent, NodeMatch, Rejected, SyncStatus};
-use crate::config::{ClusterConfig, Config, DbMode, NodeConfig};
+use crate::config::{ClusterConfig, Config, DbMode, NodeConfig, Timers};
 use crate::id::{ClusterId, NodeId};
 use crate::message::*;
 use crate::node::{ConnectionId, Event, Node, Transmit, TransmitTo};
 use crate::send::SendStatus;
-use crate::shtag::{ElectionConfig, ShtagConfig, ShtagReason, ShtagState};
+use crate::shtag::{ElectionConfig, ShtagConfig, ShtagReason, ShtagState, reannounce_period_ms};
 use crate::sync::{RequestSync, SyncOptions};
 use crate::time::Now;
 
@@ -985,6 +985,58 @@ fn election_best_node_wins_and_takeover_follows_the_owner_loss() {
     assert_eq!(
         states,
         [ShtagState::Active, ShtagState::Backup, ShtagState::Backup]
+    );
+}
+
+#[test]
+fn election_active_reannounces_so_a_lost_announcement_does_not_leave_two_actives() {
+    // Found by the simulation campaign (announcement-lost runs): SHTAG_ACTIVE goes out once
+    // per node-up; when those announcements are lost in flight, both actives stay active.
+    let mut net = Net::mesh(2, |_, c| tag(c, ShtagState::Backup, true));
+    net.cut.push((1, 2));
+    net.run_until(5_000);
+    assert_eq!(
+        (tag_state(&net, 1), tag_state(&net, 2)),
+        (ShtagState::Active, ShtagState::Active),
+        "each side alone took the tag"
+    );
+    // The sides meet, but every announcement of the meeting is lost.
+    net.cut.clear();
+    net.silence
+        .extend([(1, 2, "SHTAG_ACTIVE"), (2, 1, "SHTAG_ACTIVE")]);
+    net.run_until(80_000); // a DOWN link is probed again after node_timeout (60 s)
+    let link = net.nodes[0]
+        .cluster(C1)
+        .unwrap()
+        .node(n(2))
+        .unwrap()
+        .link_state();
+    assert_eq!(link, crate::link::LinkState::Up);
+    assert_eq!(
+        (tag_state(&net, 1), tag_state(&net, 2)),
+        (ShtagState::Active, ShtagState::Active),
+        "no announcement got through"
+    );
+    net.silence.clear();
+    net.log.clear();
+    // Within one re-announcement period (8 s: twice ping_interval) plus a heartbeat the
+    // repetition settles it.
+    let period = reannounce_period_ms(&ElectionConfig::default(), &Timers::default());
+    assert_eq!(period, 8_000);
+    net.run_until(80_000 + period + 1_000);
+    assert_eq!(
+        (tag_state(&net, 1), tag_state(&net, 2)),
+        (ShtagState::Active, ShtagState::Backup)
+    );
+    // The active one keeps announcing once per period; the backup never does.
+    net.log.clear();
+    net.run_until(80_000 + 4 * period + 1_000);
+    let sent = net.sent("SHTAG_ACTIVE");
+    assert!(sent.iter().all(|(from, _)| *from == 1), "{sent:?}");
+    assert!(
+        (2..=4).contains(&sent.len()),
+        "{} announcements",
+        sent.len()
     );
 }
 

@@ -525,6 +525,7 @@ impl Node {
                 ctx.tick_link(c, id);
             }
             ctx.process_node_events(c);
+            ctx.shtags_reannounce(c);
         }
     }
 

@@ -14,7 +14,10 @@
 //!   believed; a node that restarted is forgotten too); when none is left and it ranks best
 //!   among itself and the reachable eligible nodes — rank = (not eligible, priority, id),
 //!   lowest first — it activates after `hold_down_ms`;
-//! * an active election node announces itself to every node that comes up;
+//! * an active election node announces itself to every node that comes up, and again to
+//!   every reachable node once per [`reannounce_period_ms`] (the hold-down, at least twice
+//!   `ping_interval`; SHTAG_ACTIVE has no retransmission: a lost announcement would
+//!   otherwise leave two actives until some node comes up again);
 //! * when an active election node receives SHTAG_ACTIVE from a node that ranks worse, it
 //!   stays active and announces itself back (the other steps down); from a better node it
 //!   steps down. So two actives that meet resolve to the better one, never to none.
@@ -22,7 +25,8 @@
 //!   and simply follows SHTAG_ACTIVE.
 //!
 //! Guarantees and limits: within one connected component, once announcements have crossed
-//! (one round trip after the actives can reach each other) at most one node is active, and
+//! (one round trip after the actives can reach each other, or one re-announcement period
+//! more when an announcement was lost on the way) at most one node is active, and
 //! if any eligible node is reachable one becomes active within the hold-down after the
 //! previous owner is detected unreachable. A partition is two components: each side elects
 //! its own active by design, and the better one wins when they meet again.
@@ -34,6 +38,7 @@ use core::fmt;
 
 use crate::capability::ELECTION_CAPABILITY_PREFIX;
 use crate::cluster::Cluster;
+use crate::config::Timers;
 use crate::id::{ClusterId, NodeId};
 use crate::message::{BIN_VERSION, RoutedBody, ShtagActive};
 use crate::node::{Ctx, Event, Node};
@@ -130,6 +135,8 @@ pub(crate) struct Election {
     pub announcers: Vec<NodeId>,
     /// Scheduled takeover.
     pub activate_at: Option<Instant>,
+    /// While active: when to announce the tag again to every reachable node.
+    pub reannounce_at: Option<Instant>,
 }
 
 /// A sharing tag of one cluster.
@@ -153,6 +160,7 @@ impl SharingTag {
                 config,
                 announcers: Vec::new(),
                 activate_at: None,
+                reannounce_at: None,
             }),
         }
     }
@@ -276,9 +284,12 @@ impl Ctx<'_> {
     /// `shtag_activate` (behaviour.md §10.2).
     pub(crate) fn shtag_activate(&mut self, c: &mut Cluster, index: usize, reason: ShtagReason) {
         self.change_state(c, index, ShtagState::Active, reason);
+        let now = self.now.instant;
+        let timers = &self.s.timers;
         if let Some(e) = &mut c.shtags[index].election {
             e.activate_at = None;
             e.announcers.clear();
+            e.reannounce_at = Some(now.plus(reannounce_period_ms(&e.config, timers)));
         }
         let targets: Vec<NodeId> = c.nodes.iter().map(|n| n.id).collect();
         for dest in targets {
@@ -357,6 +368,40 @@ impl Ctx<'_> {
         }
     }
 
+    /// Election mode, at every heartbeat: an active node announces the tag again to every
+    /// reachable node once per [`reannounce_period_ms`]. SHTAG_ACTIVE is otherwise sent
+    /// once per node-up and never retransmitted, so an announcement lost in flight (a relay
+    /// without a route while routes converge, a connection reset) would leave two actives
+    /// in one component until some node comes up again; the repetition bounds that to one
+    /// period. To backups (ours or OpenSIPS's) a repeated announcement changes nothing.
+    pub(crate) fn shtags_reannounce(&mut self, c: &mut Cluster) {
+        let now = self.now.instant;
+        let rerouting = self.s.rerouting;
+        for index in 0..c.shtags.len() {
+            let active = c.shtags[index].state == ShtagState::Active;
+            let Some(e) = &mut c.shtags[index].election else {
+                continue;
+            };
+            if !active {
+                e.reannounce_at = None;
+                continue;
+            }
+            let period = reannounce_period_ms(&e.config, &self.s.timers);
+            match e.reannounce_at {
+                Some(at) if at > now => continue,
+                None => {
+                    e.reannounce_at = Some(now.plus(period));
+                    continue;
+                }
+                Some(_) => e.reannounce_at = Some(now.plus(period)),
+            }
+            for dest in reachable_nodes(c, rerouting) {
+                let status = self.send_shtag(c, index, dest);
+                self.record_announced(c, index, dest, status);
+            }
+        }
+    }
+
     /// Election mode: schedules or cancels takeovers after a change of reachability,
     /// eligibility or announcements.
     pub(crate) fn shtags_reevaluate(&mut self, c: &mut Cluster) {
@@ -371,12 +416,7 @@ impl Ctx<'_> {
                 continue;
             }
             let name = c.shtags[index].name.clone();
-            let reachable: Vec<NodeId> = c
-                .nodes
-                .iter()
-                .filter(|n| n.enabled && c.cached_route(n.id, rerouting).is_some())
-                .map(|n| n.id)
-                .collect();
+            let reachable = reachable_nodes(c, rerouting);
             let ranks: Vec<Rank> = reachable
                 .iter()
                 .filter_map(|&n| self.remote_rank(c, &name, n))
@@ -415,6 +455,25 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// How often an active election node announces its tag again: the hold-down, but at least
+/// twice `ping_interval`. Routed traffic keeps a link from sending keep-alives
+/// (behaviour.md §3.2 rule 5), so a repetition faster than `ping_interval` would stop every
+/// relay on the way from noticing that its next hop no longer answers (a one-way
+/// partition): the repetition must leave keep-alive gaps.
+pub fn reannounce_period_ms(config: &ElectionConfig, timers: &Timers) -> u64 {
+    config.hold_down_ms.max(2 * timers.ping_interval_ms())
+}
+
+/// The enabled nodes of `c` we have a route to (routes refreshed first).
+fn reachable_nodes(c: &mut Cluster, rerouting: bool) -> Vec<NodeId> {
+    c.refresh_routes();
+    c.nodes
+        .iter()
+        .filter(|n| n.enabled && c.cached_route(n.id, rerouting).is_some())
+        .map(|n| n.id)
+        .collect()
 }
 
 impl Node {

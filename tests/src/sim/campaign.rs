@@ -720,14 +720,17 @@ impl Plan {
         u64::from(self.retries.values().copied().max().unwrap_or(3))
     }
 
-    fn tick_ms(&self) -> u64 {
+    fn timers(&self) -> clusterer_core::Timers {
         clusterer_core::Timers {
             ping_interval_s: self.ping_interval_s,
             ping_timeout_ms: self.ping_timeout_ms,
             node_timeout_s: self.node_timeout_s,
             ..clusterer_core::Timers::default()
         }
-        .heartbeat_ms()
+    }
+
+    fn tick_ms(&self) -> u64 {
+        self.timers().heartbeat_ms()
     }
 
     /// Worst one-hop delay: base latency, jitter, and a backlog allowance for a sync
@@ -737,9 +740,16 @@ impl Plan {
         self.latency.max_ms + self.latency.jitter_ms + backlog
     }
 
-    /// Settle time of the election watch ([`ElectionWatch::settle_for`]).
+    /// Settle time of the election watch: [`ElectionWatch::settle_for`] plus one
+    /// re-announcement period of the active node
+    /// ([`clusterer_core::shtag::reannounce_period_ms`], run at a heartbeat), the bound
+    /// when the announcements of the meeting were lost on the way.
     pub fn settle_ms(&self) -> u64 {
-        ElectionWatch::settle_for(self.nodes, self.hop_ms())
+        let election = ElectionConfig {
+            hold_down_ms: self.hold_down_ms,
+        };
+        let period = clusterer_core::shtag::reannounce_period_ms(&election, &self.timers());
+        ElectionWatch::settle_for(self.nodes, self.hop_ms()) + period + self.tick_ms()
     }
 
     /// Detection bound of the reachability watch ([`ReachabilityWatch::bound_for`]) plus

@@ -828,7 +828,9 @@ impl Sim {
                 source,
                 destination,
                 hops,
-            } = self.relays.emitted(self.now, &packet.bytes)
+            } = self
+                .relays
+                .emitted(self.now, self.nodes[i].id, &packet.bytes)
         {
             let id = self.nodes[i].id;
             let kind = packet_kind(&packet.bytes);

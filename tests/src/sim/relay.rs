@@ -5,7 +5,9 @@
 //! A relay forwards a routed packet unchanged, so the bytes identify it along its way: each
 //! time a node emits them counts one hop, and their arrival at the trailer's destination ends
 //! the journey. Packets lost to a partition or dropped by a node (no route) simply stop being
-//! emitted; entries older than a minute are forgotten.
+//! emitted; entries older than a minute are forgotten. The originator emitting the same
+//! bytes again (a repeated SHTAG_ACTIVE, say) starts a new journey: relays never send a
+//! packet back to its originator's emission path (a node drops packets bearing its own id).
 
 use std::collections::BTreeMap;
 
@@ -108,11 +110,14 @@ fn trailer(bytes: &[u8]) -> Option<(NodeId, NodeId)> {
 }
 
 impl RelayTracker {
-    /// A node emitted `bytes` at `now`.
-    pub fn emitted(&mut self, now: Instant, bytes: &[u8]) -> HopCheck {
+    /// Node `emitter` emitted `bytes` at `now`.
+    pub fn emitted(&mut self, now: Instant, emitter: NodeId, bytes: &[u8]) -> HopCheck {
         let Some((source, destination)) = trailer(bytes) else {
             return HopCheck::Fine;
         };
+        if emitter == source {
+            self.in_flight.remove(&key(bytes));
+        }
         if self.in_flight.len() >= PRUNE_AT {
             self.in_flight
                 .retain(|_, f| now.since(f.first_at) < PRUNE_AGE_MS);
@@ -232,13 +237,17 @@ mod tests {
             ..RelayTracker::default()
         };
         let at = Instant::from_millis(5);
-        assert_eq!(t.emitted(at, &bytes), HopCheck::Fine);
-        assert_eq!(t.emitted(at, &bytes), HopCheck::Fine);
+        assert_eq!(t.emitted(at, n(3), &bytes), HopCheck::Fine);
+        assert_eq!(t.emitted(at, n(7), &bytes), HopCheck::Fine);
         assert!(matches!(
-            t.emitted(at, &bytes),
+            t.emitted(at, n(8), &bytes),
             HopCheck::OverLimit { hops: 3, .. }
         ));
         t.arrived(at, n(300), &bytes);
         assert_eq!((t.delivered, t.max_hops), (1, 3));
+        // The originator sending the same bytes again starts a new journey.
+        for relay in [3, 7, 3, 7] {
+            assert_eq!(t.emitted(at, n(relay), &bytes), HopCheck::Fine);
+        }
     }
 }
