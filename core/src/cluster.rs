@@ -51,8 +51,15 @@ impl Default for SeqStamp {
 }
 
 impl SeqStamp {
-    /// The acceptance rule (wire.md §8, `validate_update`), with two fixes:
+    /// The acceptance rule (wire.md §8, `validate_update`), with three fixes:
     ///
+    /// * the sender's own pair (not `third_party`) with a seq not above the stored one but
+    ///   a newer timestamp means the sender restarted: within one life the counter and the
+    ///   clock move forward together, and a late copy of an older message carries an older
+    ///   (or equal) timestamp. OpenSIPS ignores such a sender until its new counter passes
+    ///   the old one when it missed the seq 0 (quirk #13); its peers still do, ours follow
+    ///   the restart at the first message. A restart within the second of the previous
+    ///   update still waits for the counter.
     /// * a seq 0 is taken as a restart only when its timestamp is newer than the stored
     ///   one. OpenSIPS accepts any seq 0 while the stored seq is not 0, so a late copy of
     ///   a sender's first update, overtaken by its second, is accepted and flooded again —
@@ -62,7 +69,12 @@ impl SeqStamp {
     ///   (what OpenSIPS does for a seq 0 after a stored seq 0, quirk #13).
     /// * `third_party` pairs (FULL_TOP_UPDATE entries about other nodes) with a timestamp
     ///   older than the sender's current incarnation are stale, so a peer that missed a
-    ///   restart cannot re-teach the old counter.
+    ///   restart cannot re-teach the old counter. So are third-party pairs with a higher
+    ///   seq but an older timestamp than the stored pair: within one life of a node the
+    ///   counter and the clock move forward together, so such a pair comes from an earlier
+    ///   life (this catches it when we first heard of the node after its seq 0). A node
+    ///   whose clock stepped back is re-learned from its own messages, which are not
+    ///   third-party.
     ///
     /// Fresh and restarted pairs replace the stored one.
     pub fn check(&mut self, seq: i32, timestamp: i32, third_party: bool) -> Freshness {
@@ -71,18 +83,18 @@ impl SeqStamp {
         } else if seq == self.seq && timestamp == self.timestamp {
             Freshness::Equal
         } else if seq > self.seq {
-            if third_party && timestamp < self.incarnation {
+            if third_party && (timestamp < self.incarnation || timestamp < self.timestamp) {
                 Freshness::Stale
             } else {
                 Freshness::Fresh
             }
-        } else if seq == 0 && timestamp > self.timestamp {
+        } else if (seq == 0 || !third_party) && timestamp > self.timestamp {
             Freshness::Restarted
         } else {
             Freshness::Stale
         };
         if matches!(verdict, Freshness::Fresh | Freshness::Restarted) {
-            if seq == 0 {
+            if seq == 0 || verdict == Freshness::Restarted {
                 self.incarnation = timestamp;
             }
             self.seq = seq;
@@ -261,6 +273,19 @@ impl RemoteNode {
             }
             Freshness::Stale | Freshness::Equal => {}
         }
+    }
+
+    /// The node restarted at `incarnation` (UNIX seconds) and has sent no LS_UPDATE since:
+    /// its link-state counter and the windows over it start again; third-party entries
+    /// older than `incarnation` are stale from now on.
+    pub(crate) fn restart_ls(&mut self, incarnation: i32) {
+        self.ls = SeqStamp {
+            incarnation,
+            ..SeqStamp::default()
+        };
+        self.ls_window = 0;
+        self.ls_applied.clear();
+        self.ls_floor = -1;
     }
 
     /// Records that a full adjacency list as of `seq` was applied (FULL_TOP_UPDATE entry):
@@ -608,11 +633,37 @@ mod tests {
             "seq 0 with newer ts"
         );
         assert!(s.accept(5, 101));
-        assert!(!s.accept(5, 200), "same seq: stale");
-        assert!(!s.accept(3, 300), "lower seq that is not a restart: stale");
+        assert!(!s.accept(5, 101), "same pair: duplicate");
+        assert!(!s.accept(3, 101), "lower seq, same second: a late copy");
+        assert!(!s.accept(3, 90), "lower seq, older ts: a late copy");
         assert!(
             s.accept(0, 102),
             "seq 0 after seq 5 with a newer ts: restart"
+        );
+    }
+
+    #[test]
+    fn own_pair_with_lower_seq_and_newer_timestamp_is_a_restart() {
+        // A peer that missed the seq 0 of a restarted node follows the restart at its
+        // first message instead of ignoring it until the counter passes the old value.
+        let mut s = SeqStamp::default();
+        assert!(s.accept(40, 100));
+        assert_eq!(s.check(3, 160, false), Freshness::Restarted);
+        assert_eq!(s.check(4, 161, false), Freshness::Fresh);
+        assert_eq!(
+            s.check(40, 100, true),
+            Freshness::Stale,
+            "old life, third party"
+        );
+        assert_eq!(
+            s.check(2, 170, true),
+            Freshness::Stale,
+            "third parties cannot declare a restart"
+        );
+        assert_eq!(
+            s.check(4, 300, false),
+            Freshness::Restarted,
+            "same seq, newer ts"
         );
     }
 

@@ -1148,3 +1148,78 @@ fn ping_from_a_node_waiting_to_be_reprobed_is_probed_at_once() {
     );
     assert_eq!(link(&node, 2), LinkState::Restarted);
 }
+
+#[test]
+fn link_changes_nobody_is_told_of_still_count_once_the_counter_went_out() {
+    // Found by the simulation campaign (gossip-gap runs): a node whose links all went down
+    // and whose first link back had no other neighbour to tell sent its FULL_TOP_UPDATE
+    // with the old counter; third parties holding that counter (with the old links)
+    // ignored the entry. The changes nobody is told of now count.
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 3, 1005, &[]);
+    let first = bring_up(&mut node, 2, 1010, &[3]);
+    let InternalBody::LsUpdate(u) = sent_to(&first, 3)[0] else {
+        panic!("{first:?}")
+    };
+    assert_eq!(u.seq, 0, "the first LS_UPDATE on the wire is seq 0");
+    node.set_status(at(1100), C1, Some(n(2)), false).unwrap(); // LS_UPDATE seq 1 to 3
+    node.set_status(at(1200), C1, Some(n(3)), false).unwrap(); // nobody to tell: seq 2
+    drain(&mut node);
+    node.set_status(at(1300), C1, Some(n(3)), true).unwrap();
+    node.handle_timeout(at(2000));
+    drain(&mut node);
+    let back = bring_up(&mut node, 3, 2005, &[]); // nobody to tell: seq 3
+    let InternalBody::FullTopUpdate(f) = sent_to(&back, 3)[0] else {
+        panic!("{back:?}")
+    };
+    assert_eq!((f.entries[0].node, f.entries[0].ls_seq), (n(1), 3));
+    assert_eq!(f.entries[0].neighbours, [n(3)]);
+}
+
+#[test]
+fn restarted_originator_without_ls_updates_is_believed_at_once() {
+    // Found by the simulation campaign (restart-missed runs): node 2 restarted and its
+    // first FULL_TOP_UPDATE carries its own entry with no LS_UPDATE sent yet (seq −1);
+    // its list replaces what we held from its previous life.
+    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1005, &[]);
+    let ftu = |seq: i32, ts: i32, ls_seq: i32, neighbours: &[u32]| {
+        internal(
+            2,
+            InternalBody::FullTopUpdate(FullTopUpdate {
+                seq,
+                timestamp: ts,
+                entries: vec![TopologyEntry {
+                    node: n(2),
+                    description: None,
+                    ls_seq,
+                    // (−1, 0) when no LS_UPDATE was sent since the start (wire.md §7.4).
+                    ls_timestamp: if ls_seq < 0 { 0 } else { ts },
+                    neighbours: neighbours.iter().map(|&i| n(i)).collect(),
+                }],
+                path: vec![n(2)],
+            }),
+        )
+    };
+    node.handle_message(at(1010), CONN, ftu(9, 100, 30, &[1, 3]))
+        .unwrap();
+    assert_eq!(
+        node.cluster(C1).unwrap().node(n(2)).unwrap().adjacency(),
+        [n(3)]
+    );
+    // Restarted at ts 200: top counter 0, no LS_UPDATE yet, only its link to us.
+    node.handle_message(at(1020), CONN, ftu(0, 200, -1, &[1]))
+        .unwrap();
+    assert!(
+        node.cluster(C1)
+            .unwrap()
+            .node(n(2))
+            .unwrap()
+            .adjacency()
+            .is_empty()
+    );
+}

@@ -109,6 +109,15 @@ impl Ctx<'_> {
             // older LS_UPDATEs still apply. Another node's list as the originator knows it is
             // applied only when newer.
             let third_party = index != 0;
+            if restarted && !third_party && e.node == origin && e.ls_seq == -1 {
+                // The originator restarted (its topology counter started again) and has not
+                // sent an LS_UPDATE since (its entry says (−1, 0)): its own list is current,
+                // whatever counter we hold from its previous life. Forget that counter, or
+                // the list would be ignored until the new counter passes the old one
+                // (quirk #13; a restarted node whose first link has no other neighbour to
+                // tell sends no LS_UPDATE).
+                n.restart_ls(u.timestamp);
+            }
             let before = n.ls.seq;
             match n.ls.check(e.ls_seq, e.ls_timestamp, third_party) {
                 Freshness::Stale => continue,
@@ -195,6 +204,17 @@ impl Ctx<'_> {
             .filter(|&id| id != neighbour)
             .collect();
         if targets.is_empty() {
+            // OpenSIPS leaves the counter alone when nobody is told. Once the counter has
+            // gone out (seq ≥ 0) we count the change anyway: the FULL_TOP_UPDATE that
+            // follows a link-up carries our entry with this counter, and a third party
+            // that holds our previous counter (with the previous links) accepts the entry
+            // only when the counter is newer. Without it a node's first link after losing
+            // all others stayed unknown to third parties until some later change (found
+            // by the simulation campaign, gossip-gap runs). Before that, seq 0 is kept for
+            // the first LS_UPDATE on the wire: it tells peers that we restarted.
+            if c.local.ls.seq >= 0 {
+                c.local.ls.next(self.now.unix_wire());
+            }
             return;
         }
         let stamp = c.local.ls.next(self.now.unix_wire());

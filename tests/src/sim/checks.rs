@@ -20,15 +20,23 @@ use crate::sim::rng::mix;
 
 /// A known limitation of the protocol: a peer missed a restarted node's seq-0 updates and
 /// ignores its updates until its counter passes the old value (wire.md §8, behaviour.md
-/// §17 quirk #13, *mimic*).
+/// §17 quirk #13, *mimic*). Our nodes take a node's own update with a newer timestamp as
+/// its restart (`clusterer_core::SeqStamp::check`), which leaves the restarts within the
+/// second of the previous update, and views a third party re-taught before the restart
+/// was seen.
 pub const RESTART_MISSED: &str = "restart-missed";
-/// A known limitation of election mode: SHTAG_ACTIVE is sent once per node-up and never
-/// retransmitted, so a lost announcement (dropped by a relay without a route, looping while
-/// routes converge, lost to a reset) leaves two actives until a node comes up again.
+/// A conflict of two election actives where the better one's SHTAG_ACTIVE never reached
+/// the worse one within the settle time. The active node repeats its announcement once per
+/// re-announcement period (`clusterer_core::shtag::reannounce_period_ms`) and campaign
+/// settle times include one period, so this now needs every repetition lost too (or the
+/// better node not seeing the worse one as reachable). Before the repetition, one lost
+/// announcement (dropped by a relay without a route, looping while routes converge, lost to
+/// a reset) left two actives until a node came up again: 1 run in 300 of the campaign.
 pub const ANNOUNCEMENT_LOST: &str = "announcement-lost";
 /// A known limitation of the topology and capability gossip: there is no anti-entropy, so
-/// a link change nobody was told of (a node's first link: no other UP neighbour to send the
-/// LS_UPDATE to, no counter increment) or a lost update (LS_UPDATE, a single CAP_UPDATE)
+/// a link change nobody was told of (a node's first link after its start: no other UP
+/// neighbour to send the LS_UPDATE to, no counter increment; later ones are counted, see
+/// `clusterer_core` topology) or a lost update (LS_UPDATE, a single CAP_UPDATE)
 /// stays missing from third parties' views until a FULL_TOP_UPDATE with a newer counter, or
 /// a full CAP_UPDATE at the next link-up, reaches them.
 pub const GOSSIP_GAP: &str = "gossip-gap";
