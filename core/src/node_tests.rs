@@ -1223,3 +1223,70 @@ fn restarted_originator_without_ls_updates_is_believed_at_once() {
             .is_empty()
     );
 }
+
+#[test]
+fn list_learned_from_ls_updates_only_is_completed_by_a_full_list_at_the_same_counter() {
+    // Node 1 (restarted) first hears of node 4 through an LS_UPDATE (link 4–3 up, seq 2):
+    // it does not know of link 4–2, which came up before. Node 2's FULL_TOP_UPDATE lists
+    // node 4 at the same counter with both links: the list is taken.
+    let mut node = node_with(1, &[2, 3, 4], DbMode::Database);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    bring_up(&mut node, 2, 1001, &[]);
+    let ls = internal(
+        4,
+        InternalBody::LsUpdate(LsUpdate {
+            seq: 2,
+            timestamp: 50,
+            neighbour: n(3),
+            state: LinkUpdate::Up,
+            path: vec![n(4), n(2)],
+        }),
+    );
+    node.handle_message(at(1100), CONN, ls).unwrap();
+    let adjacency = |node: &Node| {
+        let mut a = node
+            .cluster(C1)
+            .unwrap()
+            .node(n(4))
+            .unwrap()
+            .adjacency()
+            .to_vec();
+        a.sort();
+        a
+    };
+    assert_eq!(adjacency(&node), [n(3)]);
+    let entry = |neighbours: &[u32]| TopologyEntry {
+        node: n(4),
+        description: None,
+        ls_seq: 2,
+        ls_timestamp: 50,
+        neighbours: neighbours.iter().map(|&i| n(i)).collect(),
+    };
+    let ftu = |seq: i32, neighbours: &[u32]| {
+        internal(
+            2,
+            InternalBody::FullTopUpdate(FullTopUpdate {
+                seq,
+                timestamp: 60,
+                entries: vec![
+                    TopologyEntry {
+                        node: n(2),
+                        description: None,
+                        ls_seq: 0,
+                        ls_timestamp: 60,
+                        neighbours: vec![n(1), n(4)],
+                    },
+                    entry(neighbours),
+                ],
+                path: vec![n(2)],
+            }),
+        )
+    };
+    node.handle_message(at(1200), CONN, ftu(0, &[2, 3]))
+        .unwrap();
+    assert_eq!(adjacency(&node), [n(2), n(3)]);
+    // Once a full list is held, another node's list at the same counter is not taken.
+    node.handle_message(at(1300), CONN, ftu(1, &[2])).unwrap();
+    assert_eq!(adjacency(&node), [n(2), n(3)]);
+}

@@ -119,12 +119,17 @@ impl Ctx<'_> {
                 n.restart_ls(u.timestamp);
             }
             let before = n.ls.seq;
+            // A list we built from LS_UPDATEs alone (no full list since we learned of the
+            // node: `ls_floor` < 0) misses the links that changed before; another node's
+            // full list at the same counter repairs it (found by the simulation campaign:
+            // a node that restarted learned a peer from its next LS_UPDATE only).
+            let partial = n.ls_floor < 0;
             match n.ls.check(e.ls_seq, e.ls_timestamp, third_party) {
                 Freshness::Stale => continue,
-                Freshness::Equal if third_party => continue,
+                Freshness::Equal if third_party && !partial => continue,
                 how => n.ls_moved(how, before),
             }
-            if !third_party {
+            if !third_party || partial {
                 n.ls_snapshot(e.ls_seq);
             }
             let mut listed_me = false;
