@@ -212,13 +212,21 @@ fn three_daemons_form_a_cluster_survive_kill_and_move_the_tag() {
         wait_until("node 1 Down", 30, || {
             links(n).iter().any(|(id, s)| *id == 1 && s == "Down")
         });
-        let hook = std::fs::read_to_string(dir.join(format!("node{n}.hook"))).unwrap_or_default();
-        assert!(hook.lines().any(|l| l == "1 0"), "node {n} hook: {hook}");
+        wait_until("the node hook says node 1 went down", 10, || {
+            std::fs::read_to_string(dir.join(format!("node{n}.hook")))
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l == "1 0")
+        });
     }
     wait_until("node 2 takes the tag", 20, || tag_state(2) == "active");
     assert_eq!(tag_state(3), "backup");
-    let tag2 = std::fs::read_to_string(dir.join("tag2.hook")).unwrap();
-    assert!(tag2.lines().any(|l| l == "vip active"), "{tag2}");
+    wait_until("node 2's hook says vip active", 10, || {
+        std::fs::read_to_string(dir.join("tag2.hook"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == "vip active")
+    });
 
     // Restart: node 1 is Up again everywhere, and the better node 1 gets the tag back once
     // the two actives meet; exactly one active at the end.
@@ -255,10 +263,17 @@ fn three_daemons_form_a_cluster_survive_kill_and_move_the_tag() {
     wait_until("media moved to node 3", 10, || {
         tag_state_of(3, "media") == "active" && tag_state_of(2, "media") == "backup"
     });
-    let tag2 = std::fs::read_to_string(dir.join("tag2.hook")).unwrap();
-    let tag3 = std::fs::read_to_string(dir.join("tag3.hook")).unwrap();
-    assert_eq!(tag2.lines().last(), Some("media backup"), "{tag2}");
-    assert_eq!(tag3.lines().last(), Some("media active"), "{tag3}");
+    // Hooks run as their own processes, after the state changed: wait for them.
+    let last_hook_line = |n: u32| {
+        let text = std::fs::read_to_string(dir.join(format!("tag{n}.hook"))).unwrap_or_default();
+        text.lines().last().map(str::to_owned)
+    };
+    wait_until("node 2's hook says media backup", 10, || {
+        last_hook_line(2).as_deref() == Some("media backup")
+    });
+    wait_until("node 3's hook says media active", 10, || {
+        last_hook_line(3).as_deref() == Some("media active")
+    });
 
     // remove_node: node 3 leaves (disables itself), the others forget it.
     let r = mi(
