@@ -36,7 +36,8 @@ pub enum Freshness {
     Equal,
     /// Newer: stored.
     Fresh,
-    /// A seq 0 with a newer timestamp: the sender restarted (stored).
+    /// The sender restarted (stored): a seq 0, or its own pair with a seq not above the
+    /// stored one, with a newer timestamp.
     Restarted,
 }
 
