@@ -21,9 +21,9 @@
 //! updates and GENERIC_MSGs flow all along.
 //!
 //! **Clock jumps** are bounded by what the core documents: a node's updates carry its
-//! wall clock, a restarted node is recognised only by a seq 0 with a *newer* timestamp
-//! (wire.md §8, `SeqStamp::check`), and stamps older than the sender's current incarnation
-//! are stale when relayed. So forward jumps happen any time (up to 5 minutes), backward
+//! wall clock, a restarted node is recognised only by a *newer* timestamp on a seq 0 or on
+//! its own update with a counter not above the stored one (wire.md §8, `SeqStamp::check`),
+//! and stamps older than the sender's current incarnation are stale when relayed. So forward jumps happen any time (up to 5 minutes), backward
 //! jumps (up to 20 s) only while a node is down, and a crashed node restarts only once its
 //! clock shows a second later than anything it stamped before (the heal waits for it).
 //! Backward jumps of running nodes are opt-in (`clock-back`); they can make peers ignore a
@@ -54,12 +54,13 @@
 //! **Known limitations.** Some failures come from documented or design-level properties of
 //! the protocol rather than from bugs; each has a precise signature
 //! ([`crate::sim::checks`]): a peer that missed a restarted node's seq-0 updates ignores it
-//! ([`RESTART_MISSED`], quirk #13), an election announcement lost without retransmission
-//! ([`ANNOUNCEMENT_LOST`]), a topology list or capability state that missed a change
-//! nobody re-sends ([`GOSSIP_GAP`]), the answers of two requests to the same donor mixed
-//! in one sync ([`SYNC_REPLIES_MIXED`]: SYNC packets carry no request id). Such a failure is recorded as a [`Violation`] with `limitation` set
-//! and the run goes on (liveness checks stop there); it fails the campaign only in strict
-//! mode. The detection bound of reachability also accounts for routed traffic sent into the
+//! ([`RESTART_MISSED`], quirk #13; our nodes now follow most restarts), an election
+//! announcement lost together with its repetitions ([`ANNOUNCEMENT_LOST`]), a topology list
+//! or capability state that missed a change nobody re-sends ([`GOSSIP_GAP`]), the answers
+//! of two requests to the same donor mixed in one sync ([`SYNC_REPLIES_MIXED`]: SYNC packets
+//! carry no request id). Such a failure is recorded as a [`Violation`] with `limitation`
+//! set and the run goes on (liveness checks stop there); it fails the campaign only in
+//! strict mode. The detection bound of reachability also accounts for routed traffic sent into the
 //! void, which postpones keep-alives by design (behaviour.md §3.2 rule 5), and for peers the
 //! observer disabled (§7: their packets are ignored, so their links are not learned).
 
