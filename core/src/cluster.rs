@@ -68,9 +68,11 @@ impl SeqStamp {
     ///   simulator measured in millions of packets. A sender restarted within the second
     ///   of its previous update is then accepted once its counter passes the old value
     ///   (what OpenSIPS does for a seq 0 after a stored seq 0, quirk #13).
-    /// * `third_party` pairs (FULL_TOP_UPDATE entries about other nodes) with a timestamp
-    ///   older than the sender's current incarnation are stale, so a peer that missed a
-    ///   restart cannot re-teach the old counter. So are third-party pairs with a higher
+    /// * pairs with a timestamp older than the sender's current incarnation are stale, so
+    ///   a late copy from before a restart, or a peer that missed the restart, cannot
+    ///   re-teach the old counter (with the restart rule above, accepting such a copy made
+    ///   the stored pair swing between the two lives, each swing flooded: the simulation
+    ///   campaign measured millions of LS_UPDATEs, seed 13578). So are third-party pairs with a higher
     ///   seq but an older timestamp than the stored pair: within one life of a node the
     ///   counter and the clock move forward together, so such a pair comes from an earlier
     ///   life (this catches it when we first heard of the node after its seq 0). A node
@@ -84,7 +86,7 @@ impl SeqStamp {
         } else if seq == self.seq && timestamp == self.timestamp {
             Freshness::Equal
         } else if seq > self.seq {
-            if third_party && (timestamp < self.incarnation || timestamp < self.timestamp) {
+            if timestamp < self.incarnation || (third_party && timestamp < self.timestamp) {
                 Freshness::Stale
             } else {
                 Freshness::Fresh
@@ -665,6 +667,23 @@ mod tests {
             s.check(4, 300, false),
             Freshness::Restarted,
             "same seq, newer ts"
+        );
+    }
+
+    #[test]
+    fn copies_from_before_a_restart_stay_stale_once_the_restart_is_known() {
+        // Found by the simulation campaign (seed 13578): a late copy of the previous life's
+        // update (higher seq, older ts) was accepted, then the new life's next update was
+        // taken as a restart again, and so on — every swing flooded, millions of packets.
+        let mut s = SeqStamp::default();
+        assert!(s.accept(30, 100));
+        assert_eq!(s.check(2, 200, false), Freshness::Restarted);
+        assert_eq!(s.check(31, 100, false), Freshness::Stale, "previous life");
+        assert_eq!(s.check(3, 200, false), Freshness::Fresh);
+        assert_eq!(
+            s.check(40, 150, false),
+            Freshness::Stale,
+            "still the previous life"
         );
     }
 

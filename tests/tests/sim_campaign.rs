@@ -76,7 +76,10 @@ fn skipping_shtag_demotion_is_caught_with_a_replayable_seed() {
     assert_eq!(first.trace_hash, second.trace_hash);
 }
 
-/// Seeds that found bugs. 1622 and 1897 found that a capability disabled while its
+/// Seeds that found bugs. 13578: LS_UPDATEs of a restarted node swung between its two
+/// lives (a late copy of the old life accepted, then the new life taken as a restart
+/// again), each swing flooded, until a node's transmit queue overflowed; 7914 lost a probe
+/// in the same kind of storm (fixed in `SeqStamp::check`). 1622 and 1897 found that a capability disabled while its
 /// SYNC_REQ waited for an answer kept the live packets held since the request and applied
 /// them after newer ones (fixed in core). A later, unrelated core change to link timing
 /// moved their schedules so they no longer reach that state; the deterministic
@@ -85,7 +88,7 @@ fn skipping_shtag_demotion_is_caught_with_a_replayable_seed() {
 #[test]
 fn campaign_seeds_that_found_bugs_stay_clean() {
     let options = CampaignOptions::default();
-    for seed in [1622, 1897] {
+    for seed in [13578, 7914, 1622, 1897] {
         let (o, _) = run(seed, &options);
         assert!(o.violation.is_none(), "{}", verdict(&o, &options));
     }
