@@ -164,21 +164,20 @@ fn ping_from_a_down_node_is_answered_then_probed_at_once() {
         node.handle_send_failed(at(t + 1), C1, n(2), Some(ping.clone()));
     }
     assert_eq!(link(&node, 2), LinkState::Down);
-    node.handle_message(
-        at(5000),
-        CONN,
-        internal(
-            2,
-            InternalBody::Ping(Ping {
-                req_node_list: true,
-            }),
-        ),
-    )
-    .unwrap();
-    let to2 = sent_to(&drain(&mut node), 2)
-        .into_iter()
-        .cloned()
-        .collect::<Vec<_>>();
+    ping_from_2_is_answered_and_probed_at_once(&mut node, 5000);
+}
+
+/// Node 2 pings us at `now`: we answer PONG, probe it with PING(1) at once, and the link
+/// is RESTARTED.
+fn ping_from_2_is_answered_and_probed_at_once(node: &mut Node, now: u64) {
+    let ping = internal(
+        2,
+        InternalBody::Ping(Ping {
+            req_node_list: true,
+        }),
+    );
+    node.handle_message(at(now), CONN, ping).unwrap();
+    let to2: Vec<_> = sent_to(&drain(node), 2).into_iter().cloned().collect();
     assert!(matches!(to2[0], InternalBody::Pong(_)));
     assert_eq!(
         to2[1],
@@ -186,7 +185,7 @@ fn ping_from_a_down_node_is_answered_then_probed_at_once() {
             req_node_list: true
         })
     );
-    assert_eq!(link(&node, 2), LinkState::Restarted);
+    assert_eq!(link(node, 2), LinkState::Restarted);
 }
 
 #[test]
@@ -1126,27 +1125,7 @@ fn late_ticks_do_not_skip_a_keepalive() {
 fn ping_from_a_node_waiting_to_be_reprobed_is_probed_at_once() {
     let mut node = node_with(1, &[2], DbMode::Discovery);
     assert_eq!(link(&node, 2), LinkState::RestartPinging);
-    node.handle_message(
-        at(10),
-        CONN,
-        internal(
-            2,
-            InternalBody::Ping(Ping {
-                req_node_list: true,
-            }),
-        ),
-    )
-    .unwrap();
-    let ts = drain(&mut node);
-    let to2: Vec<_> = sent_to(&ts, 2).into_iter().cloned().collect();
-    assert!(matches!(to2[0], InternalBody::Pong(_)));
-    assert_eq!(
-        to2[1],
-        InternalBody::Ping(Ping {
-            req_node_list: true
-        })
-    );
-    assert_eq!(link(&node, 2), LinkState::Restarted);
+    ping_from_2_is_answered_and_probed_at_once(&mut node, 10);
 }
 
 #[test]
