@@ -408,7 +408,6 @@ impl Ctx<'_> {
         if !c.local.enabled {
             return;
         }
-        c.refresh_routes();
         let rerouting = self.s.rerouting;
         let mine = self.local_rank(c);
         for index in 0..c.shtags.len() {
