@@ -948,11 +948,13 @@ impl Sim {
         let blocked = self.net.is_blocked(from, to);
         if self.options.track_relays
             && let Some(cluster) = routed_cluster(&packet)
-            && (blocked || self.ignored_by_receiver(to_i, cluster, from))
+            && (blocked
+                || self.net.is_blocked(to, from)
+                || self.ignored_by_receiver(to_i, cluster, from))
         {
-            // A routed packet that vanishes (or waits, or is ignored) without a send error
-            // postpones the sender's keep-alives like any routed packet (behaviour.md §3.2
-            // rule 5).
+            // A routed packet that vanishes (or waits, or is ignored, or arrives at a node
+            // whose answers are lost to a one-way partition) without a send error postpones
+            // the sender's keep-alives like any routed packet (behaviour.md §3.2 rule 5).
             self.last_silent_send = Some(self.now);
         }
         if self.options.record_packets {

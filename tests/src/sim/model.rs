@@ -90,7 +90,8 @@ impl Sim {
     }
 
     /// The last time a routed packet was sent toward a node that will not answer — lost to
-    /// a partition, or queued for a paused node — without any send error (tracked with
+    /// a partition, queued for a paused node, or delivered to a node whose way back is cut
+    /// by a one-way partition — without any send error (tracked with
     /// [`crate::sim::SimOptions::track_relays`]). Such traffic postpones the sender's
     /// keep-alive PINGs (behaviour.md §3.2 rule 5: no PING while routable traffic was sent
     /// within `ping_interval`; liveness is then judged by TCP send errors only), so the
