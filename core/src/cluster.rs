@@ -72,11 +72,11 @@ impl SeqStamp {
     ///   a late copy from before a restart, or a peer that missed the restart, cannot
     ///   re-teach the old counter (with the restart rule above, accepting such a copy made
     ///   the stored pair swing between the two lives, each swing flooded: the simulation
-    ///   campaign measured millions of LS_UPDATEs, seed 13578). So are third-party pairs with a higher
-    ///   seq but an older timestamp than the stored pair: within one life of a node the
-    ///   counter and the clock move forward together, so such a pair comes from an earlier
-    ///   life (this catches it when we first heard of the node after its seq 0). A node
-    ///   whose clock stepped back is re-learned from its own messages, which are not
+    ///   campaign measured millions of LS_UPDATEs, seed 13578). So are third-party pairs
+    ///   with a higher seq but an older timestamp than the stored pair: within one life of
+    ///   a node the counter and the clock move forward together, so such a pair comes from
+    ///   an earlier life (this catches it when we first heard of the node after its seq 0).
+    ///   A node whose clock stepped back is re-learned from its own messages, which are not
     ///   third-party.
     ///
     /// Fresh and restarted pairs replace the stored one.

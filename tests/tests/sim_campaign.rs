@@ -79,9 +79,9 @@ fn skipping_shtag_demotion_is_caught_with_a_replayable_seed() {
 /// Seeds that found bugs. 13578: LS_UPDATEs of a restarted node swung between its two
 /// lives (a late copy of the old life accepted, then the new life taken as a restart
 /// again), each swing flooded, until a node's transmit queue overflowed; 7914 lost a probe
-/// in the same kind of storm (fixed in `SeqStamp::check`). 1622 and 1897 found that a capability disabled while its
-/// SYNC_REQ waited for an answer kept the live packets held since the request and applied
-/// them after newer ones (fixed in core). A later, unrelated core change to link timing
+/// in the same kind of storm (fixed in `SeqStamp::check`). 1622 and 1897 found that a
+/// capability disabled while its SYNC_REQ waited for an answer kept the live packets held
+/// since the request and applied them after newer ones (fixed in core). A later, unrelated core change to link timing
 /// moved their schedules so they no longer reach that state; the deterministic
 /// reproduction is `capability_disabled_while_its_sync_request_waits_keeps_live_updates_in_order`
 /// in `sim_capabilities.rs`. They stay here as clean seeds. 49560 found a checker bug: a

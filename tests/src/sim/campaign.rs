@@ -23,9 +23,10 @@
 //! **Clock jumps** are bounded by what the core documents: a node's updates carry its
 //! wall clock, a restarted node is recognised only by a *newer* timestamp on a seq 0 or on
 //! its own update with a counter not above the stored one (wire.md §8, `SeqStamp::check`),
-//! and stamps older than the sender's current incarnation are stale when relayed. So forward jumps happen any time (up to 5 minutes), backward
-//! jumps (up to 20 s) only while a node is down, and a crashed node restarts only once its
-//! clock shows a second later than anything it stamped before (the heal waits for it).
+//! and stamps older than the sender's current incarnation are stale. So forward jumps
+//! happen any time (up to 5 minutes), backward jumps (up to 20 s) only while a node is
+//! down, and a crashed node restarts only once its clock shows a second later than
+//! anything it stamped before (the heal waits for it).
 //! Backward jumps of running nodes are opt-in (`clock-back`); they can make peers ignore a
 //! node's updates, which the liveness checks then report.
 //!
@@ -60,8 +61,9 @@
 //! of two requests to the same donor mixed in one sync ([`SYNC_REPLIES_MIXED`]: SYNC packets
 //! carry no request id). Such a failure is recorded as a [`Violation`] with `limitation`
 //! set and the run goes on (liveness checks stop there); it fails the campaign only in
-//! strict mode. The detection bound of reachability also accounts for routed traffic sent into the
-//! void, which postpones keep-alives by design (behaviour.md §3.2 rule 5), and for peers the
+//! strict mode. The detection bound of reachability also accounts for routed traffic that
+//! cannot be answered (sent into the void, or one way across an asymmetric partition),
+//! which postpones keep-alives by design (behaviour.md §3.2 rule 5), and for peers the
 //! observer disabled (§7: their packets are ignored, so their links are not learned).
 
 use std::collections::{BTreeMap, BTreeSet};

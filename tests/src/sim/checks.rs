@@ -313,11 +313,10 @@ impl ElectionWatch {
 
 /// A node reported reachable is reachable in the model, except while its loss is being
 /// detected: a report may lag the model by at most `bound_ms` (checked every `period_ms`),
-/// counted while the observer
-/// runs (a paused observer detects nothing) and from the last routed packet sent without
-/// an answer possible ([`Sim::last_silent_send`]: into the void, or one way across an
-/// asymmetric partition): such traffic suppresses the keep-alive PINGs that
-/// detect a silent peer (behaviour.md §3.2 rule 5, documented OpenSIPS behaviour). An
+/// counted while the observer runs (a paused observer detects nothing) and from the last
+/// routed packet sent without an answer possible ([`Sim::last_silent_send`]: into the
+/// void, or one way across an asymmetric partition): such traffic suppresses the
+/// keep-alive PINGs that detect a silent peer (behaviour.md §3.2 rule 5, documented OpenSIPS behaviour). An
 /// observer that disabled a peer is not judged while it does (its view of that peer's
 /// links is frozen by design, §7).
 #[derive(Clone, Debug)]
