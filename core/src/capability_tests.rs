@@ -962,6 +962,97 @@ fn election_lone_node_takes_the_tag_after_the_hold_down() {
     );
 }
 
+/// db_mode 0, the usual OpenSIPS layout: node 1 is the seed and knows nobody, nodes 2 and 3
+/// list node 1 only. All three run an election tag with the default timers.
+fn seed_layout_config(me: u32) -> Config {
+    let peers: &[u32] = if me == 1 { &[] } else { &[1] };
+    let mut cfg = config(me, peers);
+    cfg.db_mode = DbMode::Discovery;
+    tag(&mut cfg, ShtagState::Backup, true);
+    cfg
+}
+
+fn actives_among(net: &Net, nodes: &[u32]) -> Vec<u32> {
+    nodes
+        .iter()
+        .copied()
+        .filter(|&i| tag_state(net, i) == ShtagState::Active)
+        .collect()
+}
+
+#[test]
+fn election_db_mode_0_node_waits_the_discovery_bound_before_its_first_takeover() {
+    let mut net = Net::mesh(1, |_, c| {
+        c.db_mode = DbMode::Discovery;
+        tag(c, ShtagState::Backup, true);
+    });
+    let bound = Timers::default().discovery_bound_ms();
+    assert_eq!(bound, 4_000 + 1_000 + 2 * 1_000);
+    net.run_until(bound - 100);
+    assert_eq!(
+        tag_state(&net, 1),
+        ShtagState::Backup,
+        "hold-down alone is 3 s"
+    );
+    net.run_until(bound + 600);
+    assert_eq!(tag_state(&net, 1), ShtagState::Active);
+}
+
+#[test]
+fn election_seed_restarted_knowing_nobody_never_takes_the_tag_its_peers_hold() {
+    // Issue 18 item 0: after the seed's restart OpenSIPS's peers waited node_timeout (60 s)
+    // before probing it again, and the seed took the tag after its hold-down: two actives
+    // for most of a minute on a healthy network. The restart time sweeps one re-probe
+    // cycle of the peers (a DOWN round: four failed pings, then four seconds) in 100 ms
+    // steps, so some restart falls just after the peers' last probe.
+    for restart in (40_000..=47_000).step_by(100) {
+        let mut net = Net {
+            nodes: (1..=3)
+                .map(|i| Node::new(seed_layout_config(i), at(0), u64::from(i)).unwrap())
+                .collect(),
+            cut: Vec::new(),
+            silence: Vec::new(),
+            log: Vec::new(),
+            now: 0,
+        };
+        net.run_until(12_000);
+        assert_eq!(
+            actives_among(&net, &[1, 2, 3]),
+            [1],
+            "the best node holds the tag"
+        );
+        // kill -9 of node 1: every send to it fails from now on.
+        net.cut.extend([(1, 2), (1, 3)]);
+        net.run_until(30_000);
+        assert_eq!(actives_among(&net, &[2, 3]), [2], "node 2 took over");
+        net.run_until(restart);
+        // Node 1 restarts knowing nobody; from the restart on exactly one node is active.
+        net.nodes[0] = Node::new(seed_layout_config(1), at(restart), 99).unwrap();
+        net.cut.clear();
+        while net.now < restart + 30_000 {
+            net.run_until(net.now + 100);
+            let actives = actives_among(&net, &[1, 2, 3]);
+            assert_eq!(
+                actives.len(),
+                1,
+                "restart at {restart} ms, at {} ms: actives {actives:?}",
+                net.now
+            );
+        }
+        let link = net.nodes[1]
+            .cluster(C1)
+            .unwrap()
+            .node(n(1))
+            .unwrap()
+            .link_state();
+        assert_eq!(
+            link,
+            crate::link::LinkState::Up,
+            "node 2 found node 1 again"
+        );
+    }
+}
+
 #[test]
 fn election_best_node_wins_and_takeover_follows_the_owner_loss() {
     let mut net = Net::mesh(3, |_, c| tag(c, ShtagState::Backup, true));
@@ -1004,7 +1095,7 @@ fn election_active_reannounces_so_a_lost_announcement_does_not_leave_two_actives
     net.cut.clear();
     net.silence
         .extend([(1, 2, "SHTAG_ACTIVE"), (2, 1, "SHTAG_ACTIVE")]);
-    net.run_until(80_000); // a DOWN link is probed again after node_timeout (60 s)
+    net.run_until(80_000); // a DOWN link is probed again after ping_interval
     let link = net.nodes[0]
         .cluster(C1)
         .unwrap()

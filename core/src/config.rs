@@ -35,7 +35,9 @@ pub struct Timers {
     pub ping_interval_s: u32,
     /// `ping_timeout` (milliseconds): longest PONG delay, also the retry spacing. Default 1000.
     pub ping_timeout_ms: u32,
-    /// `node_timeout` (seconds): wait before re-probing a DOWN node. Default 60.
+    /// `node_timeout` (seconds): OpenSIPS waits this long before re-probing a DOWN node;
+    /// we re-probe after `min(ping_interval, node_timeout)` (see
+    /// [`Timers::down_reprobe_ms`]). Default 60.
     pub node_timeout_s: u32,
     /// `seed_fallback_interval` (seconds). Default 5.
     pub seed_fallback_interval_s: u32,
@@ -69,6 +71,27 @@ impl Timers {
     /// `node_timeout` in milliseconds.
     pub fn node_timeout_ms(&self) -> u64 {
         u64::from(self.node_timeout_s) * 1000
+    }
+
+    /// How long a DOWN link waits before it is probed again: `min(ping_interval,
+    /// node_timeout)`. OpenSIPS waits the whole `node_timeout` (60 s by default), so a node
+    /// that restarted knowing nobody (a seed without neighbours in db_mode 0) stayed
+    /// invisible to the nodes that knew it for up to a minute — long enough to hold an
+    /// election tag next to the node that took it over (README, "Where clusterer differs
+    /// from OpenSIPS").
+    /// A PING sent sooner is still a PING: OpenSIPS peers answer it as any other.
+    pub fn down_reprobe_ms(&self) -> u64 {
+        self.ping_interval_ms().min(self.node_timeout_ms())
+    }
+
+    /// In db_mode 0 a node that just started may be known to peers it does not know yet;
+    /// each of them finds it at its next DOWN re-probe. This bound covers that re-probe
+    /// ([`Timers::down_reprobe_ms`]), the discovery round that follows (UNKNOWN_ID,
+    /// NODE_DESCRIPTION, a probe at the next tick on both sides) and one `ping_timeout` of
+    /// round trips: `down_reprobe + ping_timeout + 2 ticks`. An election node takes no tag
+    /// before it has passed since the start.
+    pub fn discovery_bound_ms(&self) -> u64 {
+        self.down_reprobe_ms() + self.ping_timeout() + 2 * self.heartbeat_ms()
     }
 
     /// Period of the heartbeat timer that evaluates the link rules: the greatest common

@@ -20,7 +20,7 @@ use crate::time::Instant;
 pub enum LinkState {
     /// 0: direct link confirmed by a timely PONG.
     Up,
-    /// 1: probing failed; re-probe after `node_timeout`.
+    /// 1: probing failed; re-probe after `min(ping_interval, node_timeout)`.
     Down,
     /// 2: the last ping could not even be sent.
     RetrySendFail,
@@ -65,8 +65,12 @@ pub struct LinkTimers {
     pub ping_interval: u64,
     /// `T`: longest PONG delay and retry spacing.
     pub ping_timeout: u64,
-    /// `N`: wait before re-probing a DOWN node.
+    /// `N`: OpenSIPS's wait before re-probing a DOWN node (kept for reference; rule 4
+    /// uses [`LinkTimers::down_reprobe`]).
     pub node_timeout: u64,
+    /// Wait before re-probing a DOWN node: `min(ping_interval, node_timeout)`
+    /// ([`crate::config::Timers::down_reprobe_ms`]).
+    pub down_reprobe: u64,
 }
 
 impl From<&crate::config::Timers> for LinkTimers {
@@ -75,6 +79,7 @@ impl From<&crate::config::Timers> for LinkTimers {
             ping_interval: t.ping_interval_ms(),
             ping_timeout: t.ping_timeout(),
             node_timeout: t.node_timeout_ms(),
+            down_reprobe: t.down_reprobe_ms(),
         }
     }
 }
@@ -253,8 +258,9 @@ impl Link {
                 let fail = (LinkState::RetrySendFail, curr);
                 self.ping(now, true, LinkState::Retrying, Some(curr - 1), fail)
             }
-            // Rule 4.
-            LinkState::Down if since_ping >= t.node_timeout => {
+            // Rule 4, re-probing after `down_reprobe` instead of `node_timeout` (a fix, see
+            // `Timers::down_reprobe_ms`).
+            LinkState::Down if since_ping >= t.down_reprobe => {
                 let fail = if retries == 0 {
                     (LinkState::Down, 0)
                 } else {
@@ -372,6 +378,7 @@ mod tests {
         ping_interval: 4000,
         ping_timeout: 1000,
         node_timeout: 60_000,
+        down_reprobe: 4000,
     };
 
     fn at(ms: u64) -> Instant {
@@ -514,15 +521,32 @@ mod tests {
     }
 
     #[test]
-    fn rule4_down_node_is_reprobed_after_node_timeout() {
+    fn rule4_down_node_is_reprobed_after_ping_interval_not_node_timeout() {
         let mut l = Link::new();
         l.set_state(Down);
         l.handle_tick(at(0), &T, 3); // never pinged → since_ping infinite → probe now
         assert_eq!(l.state(), Restarted);
         l.set_state(Down);
-        assert_eq!(l.handle_tick(at(59_999), &T, 3), TickOutcome::default());
-        assert_eq!(l.handle_tick(at(60_000), &T, 3).ping, Some(true));
+        assert_eq!(l.handle_tick(at(3_999), &T, 3), TickOutcome::default());
+        assert_eq!(l.handle_tick(at(4_000), &T, 3).ping, Some(true));
         assert_eq!(l.state(), Restarted);
+    }
+
+    #[test]
+    fn rule4_a_node_timeout_below_ping_interval_still_bounds_the_reprobe() {
+        let timers = crate::config::Timers {
+            ping_interval_s: 10,
+            node_timeout_s: 2,
+            ..Default::default()
+        };
+        let t = LinkTimers::from(&timers);
+        assert_eq!(t.down_reprobe, 2_000);
+        let mut l = Link::new();
+        l.set_state(Down);
+        l.handle_tick(at(0), &t, 3);
+        l.set_state(Down);
+        assert_eq!(l.handle_tick(at(1_999), &t, 3), TickOutcome::default());
+        assert_eq!(l.handle_tick(at(2_000), &t, 3).ping, Some(true));
     }
 
     #[test]

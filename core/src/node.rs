@@ -211,6 +211,10 @@ pub(crate) struct Settings {
     pub sync: SyncOptions,
     pub sync_packet_size: usize,
     pub fault_injection: crate::config::FaultInjection,
+    /// Election mode takes no tag before this time: in db_mode 0 the start plus
+    /// [`Timers::discovery_bound_ms`] (peers that know us but we do not know find us by
+    /// then), otherwise the start.
+    pub election_not_before: Instant,
 }
 
 /// The bounded output queues.
@@ -295,6 +299,11 @@ impl Node {
             sync: config.sync,
             sync_packet_size: config.sync_packet_size,
             fault_injection: config.fault_injection,
+            election_not_before: if config.db_mode == DbMode::Discovery {
+                now.instant.plus(config.timers.discovery_bound_ms())
+            } else {
+                now.instant
+            },
         };
         let mut clusters = Vec::with_capacity(config.clusters.len());
         for c in &config.clusters {

@@ -523,11 +523,11 @@ fn silent_peer_goes_down_after_retries_and_raises_node_down() {
         node.handle_timeout(at(t));
     }
     assert_eq!(link(&node, 2), LinkState::Down);
-    // Re-probed node_timeout after the last ping (sent at 8 s).
+    // Re-probed ping_interval (not node_timeout) after the last ping (sent at 8 s).
     drain(&mut node);
-    node.handle_timeout(at(67_000));
+    node.handle_timeout(at(11_000));
     assert!(drain(&mut node).is_empty());
-    node.handle_timeout(at(68_000));
+    node.handle_timeout(at(12_000));
     assert_eq!(
         sent_to(&drain(&mut node), 2),
         [&InternalBody::Ping(Ping {

@@ -13,7 +13,9 @@
 //!   worse announcer loses any conflict with it and steps down silently, so it is not
 //!   believed; a node that restarted is forgotten too); when none is left and it ranks best
 //!   among itself and the reachable eligible nodes — rank = (not eligible, priority, id),
-//!   lowest first — it activates after `hold_down_ms`;
+//!   lowest first — it activates after `hold_down_ms`, and in db_mode 0 never before
+//!   [`Timers::discovery_bound_ms`] since its start (a node that restarted knowing nobody
+//!   would otherwise take the tag before the nodes that know it, and hold it, re-probe it);
 //! * an active election node announces itself to every node that comes up, and again to
 //!   every reachable node once per [`reannounce_period_ms`] (the hold-down, at least twice
 //!   `ping_interval`; SHTAG_ACTIVE has no retransmission: a lost announcement would
@@ -133,6 +135,12 @@ pub(crate) struct Election {
     /// The best-ranked reachable node that announced itself active since it last became
     /// reachable (at most one entry once re-evaluated).
     pub announcers: Vec<NodeId>,
+    /// Nodes that announced themselves active while we could not reach them yet, and when.
+    /// The two ends of a new link see it come up a round trip apart, and the first one
+    /// announces at once: its SHTAG_ACTIVE can arrive before we see it reachable. Such an
+    /// announcement still blocks a takeover for one hold-down (it moves to `announcers`
+    /// when the node becomes reachable, and is forgotten when the hold-down passes first).
+    pub early_announcers: Vec<(NodeId, Instant)>,
     /// Scheduled takeover.
     pub activate_at: Option<Instant>,
     /// While active: when to announce the tag again to every reachable node.
@@ -159,6 +167,7 @@ impl SharingTag {
             election: election.map(|config| Election {
                 config,
                 announcers: Vec::new(),
+                early_announcers: Vec::new(),
                 activate_at: None,
                 reannounce_at: None,
             }),
@@ -289,6 +298,7 @@ impl Ctx<'_> {
         if let Some(e) = &mut c.shtags[index].election {
             e.activate_at = None;
             e.announcers.clear();
+            e.early_announcers.clear();
             e.reannounce_at = Some(now.plus(reannounce_period_ms(&e.config, timers)));
         }
         let targets: Vec<NodeId> = c.nodes.iter().map(|n| n.id).collect();
@@ -339,6 +349,7 @@ impl Ctx<'_> {
             if !up {
                 if let Some(e) = &mut tag.election {
                     e.announcers.retain(|&a| a != node);
+                    e.early_announcers.retain(|&(a, _)| a != node);
                 }
                 continue;
             }
@@ -364,6 +375,7 @@ impl Ctx<'_> {
         for tag in &mut c.shtags {
             if let Some(e) = &mut tag.election {
                 e.announcers.retain(|&a| a != node);
+                e.early_announcers.retain(|&(a, _)| a != node);
             }
         }
     }
@@ -423,7 +435,24 @@ impl Ctx<'_> {
             let Some(e) = &mut c.shtags[index].election else {
                 continue;
             };
+            let now = self.now.instant;
+            for &a in &e.announcers {
+                if !reachable.contains(&a) && !e.early_announcers.iter().any(|&(x, _)| x == a) {
+                    e.early_announcers.push((a, now));
+                }
+            }
             e.announcers.retain(|a| reachable.contains(a));
+            let hold_down = e.config.hold_down_ms;
+            e.early_announcers.retain(|&(a, at)| {
+                if reachable.contains(&a) {
+                    if !e.announcers.contains(&a) {
+                        e.announcers.push(a);
+                    }
+                    false
+                } else {
+                    now.since(at) < hold_down
+                }
+            });
             // The best announcer is the one believed active. A worse one loses any conflict
             // with it, silently (nothing tells the others it stepped down): forget it, or
             // it would be believed active after the best one is gone.
@@ -431,10 +460,11 @@ impl Ctx<'_> {
                 .sort_by_key(|a| ranks.iter().find(|r| r.2 == *a).copied());
             e.announcers.truncate(1);
             let best = ranks.iter().filter(|r| !r.0).all(|r| mine < *r);
-            if !e.announcers.is_empty() || !best {
+            if !e.announcers.is_empty() || !e.early_announcers.is_empty() || !best {
                 e.activate_at = None;
             } else if e.activate_at.is_none() {
-                e.activate_at = Some(self.now.instant.plus(e.config.hold_down_ms));
+                let after_hold_down = self.now.instant.plus(e.config.hold_down_ms);
+                e.activate_at = Some(after_hold_down.max(self.s.election_not_before));
             }
         }
     }

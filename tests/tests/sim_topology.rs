@@ -246,11 +246,12 @@ fn peer_death(death: Death, scenario: u64) {
                 format!("n{p}: NODE_DOWN at {}, bound {bound}", downs[0].at)
             });
 
-            // Re-probe: rule 4 pings a DOWN node at the first tick with since_ping ≥ N, N
-            // after the last PING that preceded DOWN, quantised to p's tick.
+            // Re-probe: rule 4 pings a DOWN node at the first tick with since_ping ≥
+            // min(I, N) (OpenSIPS: N), after the last PING that preceded DOWN, quantised to
+            // p's tick.
             let last = *pings.iter().filter(|&&t| t <= down).max().unwrap();
             let reprobe = pings.iter().copied().find(|&t| t > down);
-            let expected = tick_at_or_after(&sim, p, last.plus(N));
+            let expected = tick_at_or_after(&sim, p, last.plus(I.min(N)));
             ensure(&sim, reprobe == Some(expected), || {
                 format!("n{p}: re-probe at {reprobe:?}, expected {expected} (last ping {last})")
             });
