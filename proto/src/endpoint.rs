@@ -144,6 +144,33 @@ pub enum Destination {
     Connection(ConnectionId),
 }
 
+/// The send lane of a packet. A runtime writes every queued [`Lane::Control`] packet of a
+/// connection before its next [`Lane::Bulk`] one, so liveness never waits behind bulk data:
+/// a PONG queued behind megabytes of SYNC packets arrived after the requester's
+/// `ping_timeout` and the link to its donor flapped in the middle of a large sync. Order
+/// is kept within each lane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Hop-by-hop `clusterer-internal` packets (PING, PONG, LS_UPDATE, FULL_TOP_UPDATE,
+    /// CAP_UPDATE, UNKNOWN_ID, NODE_DESCRIPTION): link liveness, topology and capability
+    /// adverts. Few and small.
+    Control,
+    /// Routed packets (SYNC_REQ, SYNC data and its SYNC_END, module packets, GENERIC_MSG,
+    /// MI_CMD, SHTAG_ACTIVE, REMOVE_NODE). SYNC_END stays behind the SYNC packets it ends
+    /// because both are in this lane.
+    Bulk,
+}
+
+impl Lane {
+    /// The lane of `message`.
+    pub fn of(message: &Message) -> Lane {
+        match message {
+            Message::Internal(_) => Lane::Control,
+            Message::Routed(_) => Lane::Bulk,
+        }
+    }
+}
+
 /// An encoded packet to write.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutgoingPacket {
@@ -151,6 +178,8 @@ pub struct OutgoingPacket {
     pub cluster: ClusterId,
     /// Where it goes.
     pub to: Destination,
+    /// Its send lane.
+    pub lane: Lane,
     /// The packet bytes (at most 65515).
     pub bytes: Vec<u8>,
 }
@@ -394,6 +423,7 @@ impl Endpoint {
             {
                 self.counters.relayed += 1;
             }
+            let lane = Lane::of(&message);
             match wire::emit_to_vec(&message) {
                 Ok(bytes) => {
                     self.counters.sent += 1;
@@ -401,7 +431,12 @@ impl Endpoint {
                         TransmitTo::Node { id, address } => Destination::Node { id, address },
                         TransmitTo::Connection(c) => Destination::Connection(c),
                     };
-                    return Some(OutgoingPacket { cluster, to, bytes });
+                    return Some(OutgoingPacket {
+                        cluster,
+                        to,
+                        lane,
+                        bytes,
+                    });
                 }
                 Err(_) => self.counters.drop(DropCause::Unencodable),
             }

@@ -21,4 +21,4 @@ pub mod endpoint;
 pub mod wire;
 
 pub use deframer::{DEFRAMER_CAPACITY, Deframer};
-pub use endpoint::{Destination, Endpoint, EndpointOptions, OutgoingPacket};
+pub use endpoint::{Destination, Endpoint, EndpointOptions, Lane, OutgoingPacket};

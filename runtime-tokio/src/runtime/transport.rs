@@ -4,7 +4,10 @@
 //! reconnects.
 //!
 //! Every connection has a reader task (bytes → engine) and a writer task (queued packets →
-//! socket). The connection tables live in the engine task; no locks.
+//! socket). The writer keeps two queues, one per [`Lane`]: every queued control packet
+//! (PING, PONG, topology) is written before the next bulk one (SYNC data, module packets),
+//! so a link's liveness never waits behind a large sync. The connection tables live in the
+//! engine task; no locks.
 
 use std::collections::HashMap;
 use std::io;
@@ -12,14 +15,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clusterer_core::ConnectionId;
-use clusterer_proto::{Destination, OutgoingPacket};
+use clusterer_proto::{Destination, Lane, OutgoingPacket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Packets queued per connection; past it a send fails (counted, reported to the core).
+/// Bulk packets queued per connection; past it a send fails (counted, reported to the core).
 pub const SEND_QUEUE_PACKETS: usize = 4096;
+/// Control packets queued per connection (they are few: a PING or PONG per link and tick,
+/// topology floods); past it a send fails like a bulk one.
+pub const CONTROL_QUEUE_PACKETS: usize = 1024;
 /// How long an outgoing connect may take before its packets are reported failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Read buffer per connection.
@@ -40,8 +46,74 @@ pub(crate) enum NetInput {
     SendFailed(OutgoingPacket),
 }
 
+/// The sending side of a connection's two queues.
+struct Queues {
+    control: mpsc::Sender<OutgoingPacket>,
+    bulk: mpsc::Sender<OutgoingPacket>,
+}
+
+/// The writer's side of a connection's two queues.
+struct Lanes {
+    control: mpsc::Receiver<OutgoingPacket>,
+    bulk: mpsc::Receiver<OutgoingPacket>,
+}
+
+/// A connection's queues: `(senders for the engine, receivers for the writer task)`.
+fn queues() -> (Queues, Lanes) {
+    let (control, control_rx) = mpsc::channel(CONTROL_QUEUE_PACKETS);
+    let (bulk, bulk_rx) = mpsc::channel(SEND_QUEUE_PACKETS);
+    (
+        Queues { control, bulk },
+        Lanes {
+            control: control_rx,
+            bulk: bulk_rx,
+        },
+    )
+}
+
+impl Queues {
+    /// Queues `packet` in its lane without waiting.
+    fn try_send(
+        &self,
+        packet: OutgoingPacket,
+    ) -> Result<(), mpsc::error::TrySendError<OutgoingPacket>> {
+        match packet.lane {
+            Lane::Control => self.control.try_send(packet),
+            Lane::Bulk => self.bulk.try_send(packet),
+        }
+    }
+}
+
+impl Lanes {
+    /// The next packet to write: a control packet whenever one is queued. `None` once the
+    /// engine dropped the connection (both senders are dropped together).
+    async fn recv(&mut self) -> Option<OutgoingPacket> {
+        tokio::select! {
+            biased;
+            p = self.control.recv() => p,
+            p = self.bulk.recv() => p,
+        }
+    }
+
+    /// Closes both queues and hands back whatever was still queued, control packets first.
+    async fn drain(mut self, input: &mpsc::Sender<NetInput>) {
+        self.control.close();
+        self.bulk.close();
+        while let Some(p) = self.control.recv().await {
+            if input.send(NetInput::SendFailed(p)).await.is_err() {
+                return;
+            }
+        }
+        while let Some(p) = self.bulk.recv().await {
+            if input.send(NetInput::SendFailed(p)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 struct Conn {
-    writer: mpsc::Sender<OutgoingPacket>,
+    writer: Queues,
     tasks: Vec<JoinHandle<()>>,
     /// For outgoing connections: the destination URL address.
     outgoing_to: Option<SocketAddr>,
@@ -166,14 +238,14 @@ impl Transport {
     fn connect(&mut self, dest: SocketAddr, bind_ip: Option<IpAddr>) -> ConnectionId {
         let id = self.new_id();
         self.counters.connects += 1;
-        let (tx, rx) = mpsc::channel(SEND_QUEUE_PACKETS);
+        let (tx, rx) = queues();
         let input = self.input.clone();
         let counters = self.counters_tx.clone();
         let task = tokio::spawn(async move {
             match connect_from(dest, bind_ip).await {
                 Ok(stream) => run_connection(id, stream, dest, rx, input, counters).await,
                 Err(_) => {
-                    fail_queue(rx, &input).await;
+                    rx.drain(&input).await;
                     let _ = input.send(NetInput::Closed(id)).await;
                 }
             }
@@ -194,7 +266,7 @@ impl Transport {
     pub(crate) fn accepted(&mut self, stream: TcpStream, peer: SocketAddr) -> ConnectionId {
         let id = self.new_id();
         self.counters.accepted += 1;
-        let (tx, rx) = mpsc::channel(SEND_QUEUE_PACKETS);
+        let (tx, rx) = queues();
         let input = self.input.clone();
         let counters = self.counters_tx.clone();
         let task = tokio::spawn(run_connection(id, stream, peer, rx, input, counters));
@@ -277,23 +349,13 @@ async fn connect_from(dest: SocketAddr, bind_ip: Option<IpAddr>) -> io::Result<T
     Ok(stream)
 }
 
-/// Reports every queued packet as failed.
-async fn fail_queue(mut rx: mpsc::Receiver<OutgoingPacket>, input: &mpsc::Sender<NetInput>) {
-    rx.close();
-    while let Some(p) = rx.recv().await {
-        if input.send(NetInput::SendFailed(p)).await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Runs an established connection: announces it, then reads and writes until either side
 /// fails; unsent packets are reported failed.
 async fn run_connection(
     id: ConnectionId,
     stream: TcpStream,
     peer: SocketAddr,
-    mut rx: mpsc::Receiver<OutgoingPacket>,
+    mut rx: Lanes,
     input: mpsc::Sender<NetInput>,
     counters: mpsc::UnboundedSender<u64>,
 ) {
@@ -333,6 +395,79 @@ async fn run_connection(
         }
     }
     read_task.abort();
-    fail_queue(rx, &input).await;
+    rx.drain(&input).await;
     let _ = input.send(NetInput::Closed(id)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use clusterer_core::{ClusterId, NodeAddress, NodeId};
+
+    use super::*;
+
+    const BULK_PACKETS: usize = 400;
+    const BULK_SIZE: usize = 60_000;
+
+    fn packet(port: u16, lane: Lane, fill: u8, len: usize) -> OutgoingPacket {
+        OutgoingPacket {
+            cluster: ClusterId::new(1).unwrap(),
+            to: Destination::Node {
+                id: NodeId::new(2).unwrap(),
+                address: NodeAddress::parse(&format!("bin:127.0.0.1:{port}")).unwrap(),
+            },
+            lane,
+            bytes: vec![fill; len],
+        }
+    }
+
+    /// Issue 20 item 2: a PONG queued behind megabytes of SYNC packets to the same peer
+    /// reached it after its ping_timeout. 24 MB of bulk packets are queued to a peer that
+    /// does not read yet (the kernel buffers take a few MB, the rest waits in the queue),
+    /// then one control packet: it must reach the peer before the bulk queue has drained,
+    /// and every byte must arrive.
+    #[tokio::test]
+    async fn a_control_packet_overtakes_queued_bulk_packets_to_the_same_peer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (input, mut engine) = mpsc::channel(1024);
+        let mut transport = Transport::new(input);
+        for _ in 0..BULK_PACKETS {
+            transport
+                .send(packet(port, Lane::Bulk, b'B', BULK_SIZE), None)
+                .unwrap();
+        }
+        let (mut peer, _) = listener.accept().await.unwrap();
+        // Let the writer fill the socket buffers while the peer does not read.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        transport
+            .send(packet(port, Lane::Control, b'C', 10), None)
+            .unwrap();
+        let total = BULK_PACKETS * BULK_SIZE + 10;
+        let mut received = Vec::with_capacity(total);
+        let mut buf = vec![0u8; 1 << 16];
+        while received.len() < total {
+            let n = tokio::time::timeout(Duration::from_secs(20), peer.read(&mut buf))
+                .await
+                .expect("the peer kept receiving")
+                .unwrap();
+            assert!(n > 0, "connection closed after {} bytes", received.len());
+            received.extend_from_slice(&buf[..n]);
+        }
+        let at = received
+            .iter()
+            .position(|&b| b == b'C')
+            .expect("control packet");
+        assert_eq!(&received[at..at + 10], &[b'C'; 10]);
+        assert_eq!(at % BULK_SIZE, 0, "written between whole bulk packets");
+        let before = at / BULK_SIZE;
+        assert!(
+            before < BULK_PACKETS / 2,
+            "{before} of {BULK_PACKETS} bulk packets were written before the control packet"
+        );
+        assert!(received.iter().filter(|&&b| b == b'B').count() == BULK_PACKETS * BULK_SIZE);
+        transport.shutdown();
+        while engine.try_recv().is_ok() {}
+    }
 }
