@@ -13,12 +13,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::cluster::{Cluster, Freshness, SeqStamp};
+use crate::cluster::Cluster;
 use crate::id::{ClusterId, NodeId};
 use crate::link::LinkState;
 use crate::message::{CapUpdate, CapabilityBlock, CapabilityState, InternalBody, ModulePacket};
 use crate::node::{Ctx, Node};
 use crate::report::ReportRing;
+use crate::stamp::{Freshness, SeqStamp};
 use crate::time::{Instant, Now};
 
 /// Prefix of the pseudo-capability by which a node advertises that it takes part in the
@@ -439,15 +440,15 @@ impl Ctx<'_> {
         c: &mut Cluster,
         origin: NodeId,
         u: CapUpdate,
-    ) -> Result<(), crate::node::DropReason> {
+    ) -> Result<(), crate::output::DropReason> {
         let Some(o) = c.node_mut(origin) else {
-            return Err(crate::node::DropReason::UnknownSource);
+            return Err(crate::output::DropReason::UnknownSource);
         };
         let restarted = match o.cap.check(u.seq, u.timestamp, false) {
             Freshness::Fresh => false,
             Freshness::Restarted => true,
             Freshness::Stale | Freshness::Equal => {
-                return Err(crate::node::DropReason::StaleUpdate);
+                return Err(crate::output::DropReason::StaleUpdate);
             }
         };
         if restarted {

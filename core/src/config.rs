@@ -7,9 +7,8 @@ use core::fmt;
 
 use crate::address::{AddressError, NodeAddress};
 use crate::id::{ClusterId, NodeId};
+use crate::link::LinkTimers;
 use crate::message::{MAX_CLUSTERS, MAX_NODES};
-use crate::shtag::ShtagConfig;
-use crate::sync::SyncOptions;
 
 /// Priority of a node provisioned without one (DB schema default).
 pub const DEFAULT_PRIORITY: i32 = 50;
@@ -105,6 +104,17 @@ impl Timers {
             gcd(g, self.node_timeout_ms())
         };
         g.max(1)
+    }
+}
+
+impl From<&Timers> for LinkTimers {
+    fn from(t: &Timers) -> Self {
+        LinkTimers {
+            ping_interval: t.ping_interval_ms(),
+            ping_timeout: t.ping_timeout(),
+            node_timeout: t.node_timeout_ms(),
+            down_reprobe: t.down_reprobe_ms(),
+        }
     }
 }
 
@@ -435,6 +445,103 @@ impl fmt::Display for ConfigError {
 }
 
 impl core::error::Error for ConfigError {}
+
+// ---- sharing tags (state machine in `shtag`) ----
+
+/// Hold-down of election mode when not configured: long enough for the current active to
+/// announce itself to a node that just came up.
+pub const DEFAULT_HOLD_DOWN_MS: u64 = 3000;
+
+/// State of a sharing tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ShtagState {
+    /// 0.
+    Backup,
+    /// 1.
+    Active,
+}
+
+impl ShtagState {
+    /// `active` or `backup`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShtagState::Backup => "backup",
+            ShtagState::Active => "active",
+        }
+    }
+}
+
+/// Election settings of a tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ElectionConfig {
+    /// Wait before a backup takes over a tag no reachable node holds.
+    pub hold_down_ms: u64,
+}
+
+impl Default for ElectionConfig {
+    fn default() -> Self {
+        ElectionConfig {
+            hold_down_ms: DEFAULT_HOLD_DOWN_MS,
+        }
+    }
+}
+
+/// One `sharing_tag` parameter: `name/cluster=active|backup[,election]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShtagConfig {
+    /// Tag name.
+    pub name: String,
+    /// Cluster.
+    pub cluster: ClusterId,
+    /// Initial state (`active` also sets announce-pending).
+    pub state: ShtagState,
+    /// Election mode, when opted in.
+    pub election: Option<ElectionConfig>,
+}
+
+// ---- sync (state machine in `sync`) ----
+
+/// Switches for the sync improvements (all on by default; off means OpenSIPS behaviour).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SyncOptions {
+    /// Choose the reachable, synced, matching donor with the fewest hops, then the lowest
+    /// (priority, id); off = the first such node in list order.
+    pub best_donor: bool,
+    /// Give up on a donor that sends nothing within `sync_timeout` of the SYNC_REQ and ask
+    /// the next one (quirk #10).
+    pub first_packet_timeout: bool,
+    /// After a sync times out or its donor becomes unreachable, request it again from
+    /// another donor (OpenSIPS leaves the capability not synced).
+    pub retry: bool,
+    /// Accept SYNC/SYNC_END only from the donor we asked (quirk #12).
+    pub ignore_unsolicited: bool,
+    /// Skip and count chunks the capability rejects, so the sync still completes; off =
+    /// abandon the rest of that packet like OpenSIPS (the sync then ends by timeout).
+    pub skip_rejected_chunks: bool,
+    /// Hold back live packets from the SYNC_REQ on (OpenSIPS: from the first SYNC packet),
+    /// so an update that races the sync data is not overwritten by older data.
+    pub buffer_from_request: bool,
+    /// Most live packets held back during one sync; past it the sync is abandoned (and
+    /// retried), the held packets applied.
+    pub max_buffered_packets: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            best_donor: true,
+            first_packet_timeout: true,
+            retry: true,
+            ignore_unsolicited: true,
+            skip_rejected_chunks: true,
+            buffer_from_request: true,
+            max_buffered_packets: 1 << 20,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,8 @@ use crate::message::{
     Internal, InternalBody, MAX_NODES, Message, NodeDescription, NodeInfo, RemoveNode, Routed,
     RoutedBody, Trailer,
 };
-use crate::node::{ConnectionId, Ctx, DropReason, Node, Transmit, TransmitTo};
+use crate::node::{Ctx, Node};
+use crate::output::{ConnectionId, DropReason, Transmit, TransmitTo};
 use crate::time::Now;
 
 /// Why a `remove_node` command was refused (MI error texts of behaviour.md §15.5).

@@ -57,11 +57,13 @@ pub mod message;
 pub mod node;
 #[cfg(test)]
 mod node_tests;
+pub mod output;
 pub mod report;
 mod rng;
 pub mod route;
 pub mod send;
 pub mod shtag;
+pub mod stamp;
 pub mod sync;
 pub mod time;
 mod topology;
@@ -71,15 +73,18 @@ pub use admin::SetStatusError;
 pub use capability::{
     Capability, CapabilityError, CapabilityEvent, NodeMatch, Rejected, SyncStatus,
 };
-pub use cluster::{Cluster, LocalNode, RemoteNode, SeqStamp};
+pub use cluster::{Cluster, LocalNode, RemoteNode};
 #[doc(hidden)]
 pub use config::FaultInjection;
 pub use config::{ClusterConfig, Config, ConfigError, DbMode, NodeConfig, Timers};
+pub use config::{ElectionConfig, ShtagConfig, ShtagState, SyncOptions};
 pub use discovery::RemoveNodeError;
 pub use id::{ClusterId, InvalidId, NodeId};
 pub use link::LinkState;
-pub use node::{ConnectionId, DropReason, Event, Node, Stats, Transmit, TransmitTo};
+pub use node::{Node, Stats};
+pub use output::{ConnectionId, DropReason, Event, Transmit, TransmitTo};
 pub use send::{AddrKind, SendStatus};
-pub use shtag::{ElectionConfig, ShtagConfig, ShtagError, ShtagReason, ShtagState};
-pub use sync::{RequestSync, SyncOptions};
+pub use shtag::{ShtagError, ShtagReason};
+pub use stamp::{Freshness, SeqStamp};
+pub use sync::RequestSync;
 pub use time::{Instant, Now};

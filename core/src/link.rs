@@ -73,17 +73,6 @@ pub struct LinkTimers {
     pub down_reprobe: u64,
 }
 
-impl From<&crate::config::Timers> for LinkTimers {
-    fn from(t: &crate::config::Timers) -> Self {
-        LinkTimers {
-            ping_interval: t.ping_interval_ms(),
-            ping_timeout: t.ping_timeout(),
-            node_timeout: t.node_timeout_ms(),
-            down_reprobe: t.down_reprobe_ms(),
-        }
-    }
-}
-
 /// A state change `from → to`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transition {

@@ -9,7 +9,8 @@ use crate::capability::NodeMatch;
 use crate::cluster::Cluster;
 use crate::id::{ClusterId, NodeId};
 use crate::message::{Routed, RoutedBody, Trailer};
-use crate::node::{Ctx, Event, Node};
+use crate::node::{Ctx, Node};
+use crate::output::Event;
 use crate::time::Now;
 
 /// Outcome of a send, as the OpenSIPS API reports it.

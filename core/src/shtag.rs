@@ -43,62 +43,12 @@ use crate::cluster::Cluster;
 use crate::config::Timers;
 use crate::id::{ClusterId, NodeId};
 use crate::message::{BIN_VERSION, RoutedBody, ShtagActive};
-use crate::node::{Ctx, Event, Node};
+use crate::node::{Ctx, Node};
+use crate::output::Event;
 use crate::send::SendStatus;
 use crate::time::{Instant, Now};
 
-/// Hold-down of election mode when not configured: long enough for the current active to
-/// announce itself to a node that just came up.
-pub const DEFAULT_HOLD_DOWN_MS: u64 = 3000;
-
-/// State of a sharing tag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum ShtagState {
-    /// 0.
-    Backup,
-    /// 1.
-    Active,
-}
-
-impl ShtagState {
-    /// `active` or `backup`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ShtagState::Backup => "backup",
-            ShtagState::Active => "active",
-        }
-    }
-}
-
-/// Election settings of a tag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ElectionConfig {
-    /// Wait before a backup takes over a tag no reachable node holds.
-    pub hold_down_ms: u64,
-}
-
-impl Default for ElectionConfig {
-    fn default() -> Self {
-        ElectionConfig {
-            hold_down_ms: DEFAULT_HOLD_DOWN_MS,
-        }
-    }
-}
-
-/// One `sharing_tag` parameter: `name/cluster=active|backup[,election]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShtagConfig {
-    /// Tag name.
-    pub name: String,
-    /// Cluster.
-    pub cluster: ClusterId,
-    /// Initial state (`active` also sets announce-pending).
-    pub state: ShtagState,
-    /// Election mode, when opted in.
-    pub election: Option<ElectionConfig>,
-}
+pub use crate::config::{DEFAULT_HOLD_DOWN_MS, ElectionConfig, ShtagConfig, ShtagState};
 
 /// Why a tag changed state (the `<reason>` of reports and events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,7 +17,8 @@ use crate::capability::{CapabilityError, CapabilityEvent, InProgress, Requested,
 use crate::cluster::Cluster;
 use crate::id::{ClusterId, NodeId};
 use crate::message::{ModulePacket, Routed, RoutedBody, Sync, SyncEnd, SyncReq, Trailer};
-use crate::node::{Ctx, DropReason, Node};
+use crate::node::{Ctx, Node};
+use crate::output::DropReason;
 use crate::time::Now;
 
 /// Bytes of a SYNC packet before its first chunk, without the capability name: header
@@ -31,45 +32,7 @@ const TRAILER: usize = 12;
 /// Largest packet we emit (wire.md §2.2).
 const MAX_PACKET: usize = 65515;
 
-/// Switches for the sync improvements (all on by default; off means OpenSIPS behaviour).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct SyncOptions {
-    /// Choose the reachable, synced, matching donor with the fewest hops, then the lowest
-    /// (priority, id); off = the first such node in list order.
-    pub best_donor: bool,
-    /// Give up on a donor that sends nothing within `sync_timeout` of the SYNC_REQ and ask
-    /// the next one (quirk #10).
-    pub first_packet_timeout: bool,
-    /// After a sync times out or its donor becomes unreachable, request it again from
-    /// another donor (OpenSIPS leaves the capability not synced).
-    pub retry: bool,
-    /// Accept SYNC/SYNC_END only from the donor we asked (quirk #12).
-    pub ignore_unsolicited: bool,
-    /// Skip and count chunks the capability rejects, so the sync still completes; off =
-    /// abandon the rest of that packet like OpenSIPS (the sync then ends by timeout).
-    pub skip_rejected_chunks: bool,
-    /// Hold back live packets from the SYNC_REQ on (OpenSIPS: from the first SYNC packet),
-    /// so an update that races the sync data is not overwritten by older data.
-    pub buffer_from_request: bool,
-    /// Most live packets held back during one sync; past it the sync is abandoned (and
-    /// retried), the held packets applied.
-    pub max_buffered_packets: usize,
-}
-
-impl Default for SyncOptions {
-    fn default() -> Self {
-        SyncOptions {
-            best_donor: true,
-            first_packet_timeout: true,
-            retry: true,
-            ignore_unsolicited: true,
-            skip_rejected_chunks: true,
-            buffer_from_request: true,
-            max_buffered_packets: 1 << 20,
-        }
-    }
-}
+pub use crate::config::SyncOptions;
 
 /// What [`Node::request_sync`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use alloc::vec::Vec;
 
-use crate::cluster::{Cluster, Freshness, LsVerdict};
+use crate::cluster::{Cluster, LsVerdict};
 use crate::config::DbMode;
 use crate::id::NodeId;
 use crate::link::LinkState;
@@ -11,7 +11,9 @@ use crate::message::{
     FullTopUpdate, Internal, InternalBody, LinkUpdate, LsUpdate, MAX_FLOOD_PATH_LEN, Message,
     NodeInfo, TopologyEntry,
 };
-use crate::node::{Ctx, DropReason, Transmit, TransmitTo};
+use crate::node::Ctx;
+use crate::output::{DropReason, Transmit, TransmitTo};
+use crate::stamp::Freshness;
 
 impl Ctx<'_> {
     /// LS_UPDATE (behaviour.md §4.2).
