@@ -137,7 +137,8 @@ impl Node {
                 Some(i) => i,
                 None => {
                     let local = LocalNode::from_config(&cc.local, local_address);
-                    self.clusters.push(Cluster::new(cc.id, local));
+                    let settings = self.s.shtag_settings();
+                    self.clusters.push(Cluster::new(cc.id, local, settings));
                     self.clusters.len() - 1
                 }
             };

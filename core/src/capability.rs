@@ -348,11 +348,9 @@ impl Ctx<'_> {
                 ok: cap.advertised(),
             })
             .collect();
-        capabilities.extend(c.shtags.iter().filter(|t| t.election.is_some()).map(|t| {
-            CapabilityState {
-                name: format!("{ELECTION_CAPABILITY_PREFIX}{}", t.name),
-                ok: true,
-            }
+        capabilities.extend(c.shtags.election_tags().map(|t| CapabilityState {
+            name: format!("{ELECTION_CAPABILITY_PREFIX}{t}"),
+            ok: true,
         }));
         (!capabilities.is_empty()).then_some(CapabilityBlock {
             node: self.s.my_id,
@@ -453,7 +451,7 @@ impl Ctx<'_> {
         };
         if restarted {
             // A restarted node holds no tag active, even if we never saw it unreachable.
-            self.shtags_forget_announcer(c, origin);
+            c.shtags.forget_announcer(origin);
         }
         let me = self.s.my_id;
         let mut newly_ok = false;
@@ -485,7 +483,7 @@ impl Ctx<'_> {
             // A donor may have appeared for a queued request.
             self.resolve_pending_syncs(c);
         }
-        self.shtags_reevaluate(c);
+        self.with_shtags(c, |tags, port| tags.reevaluate(port));
         if u.require_reply {
             self.send_full_cap_update(c, origin, false);
         }

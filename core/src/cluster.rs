@@ -12,7 +12,7 @@ use crate::config::NodeConfig;
 use crate::id::{ClusterId, NodeId};
 use crate::link::{Link, LinkState};
 use crate::route::{Route, RouteNode, RouteTable};
-use crate::shtag::SharingTag;
+use crate::shtag::{SharingTag, SharingTags, ShtagSettings};
 use crate::stamp::{Freshness, SeqStamp};
 
 /// Another node of a cluster, as the local node knows it.
@@ -374,11 +374,11 @@ pub struct Cluster {
     /// Local capabilities, most recently registered first.
     pub(crate) capabilities: Vec<LocalCapability>,
     /// Sharing tags of this cluster.
-    pub(crate) shtags: Vec<SharingTag>,
+    pub(crate) shtags: SharingTags,
 }
 
 impl Cluster {
-    pub(crate) fn new(id: ClusterId, local: LocalNode) -> Self {
+    pub(crate) fn new(id: ClusterId, local: LocalNode, shtags: ShtagSettings) -> Self {
         Cluster {
             id,
             local,
@@ -388,7 +388,7 @@ impl Cluster {
             routes_version: u64::MAX,
             pending_node_events: Vec::new(),
             capabilities: Vec::new(),
-            shtags: Vec::new(),
+            shtags: SharingTags::new([], shtags),
         }
     }
 
@@ -419,7 +419,7 @@ impl Cluster {
 
     /// Sharing tags of this cluster.
     pub fn shtags(&self) -> &[SharingTag] {
-        &self.shtags
+        self.shtags.tags()
     }
 
     /// Another node by id.
@@ -504,6 +504,16 @@ impl Cluster {
         }
         self.bump_topology();
         true
+    }
+
+    /// The enabled nodes we have a route to (routes refreshed first).
+    pub(crate) fn reachable_nodes(&mut self, rerouting: bool) -> Vec<NodeId> {
+        self.refresh_routes();
+        self.nodes
+            .iter()
+            .filter(|n| n.enabled && self.cached_route(n.id, rerouting).is_some())
+            .map(|n| n.id)
+            .collect()
     }
 
     /// UP neighbours of the local node, in list order.

@@ -50,6 +50,7 @@ pub mod capability;
 mod capability_tests;
 pub mod cluster;
 pub mod config;
+mod coordinator;
 pub mod discovery;
 pub mod id;
 pub mod link;

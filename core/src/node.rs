@@ -25,7 +25,7 @@ use crate::message::{Internal, InternalBody, Message, Ping, Pong, Routed, Routed
 use crate::report::ReportRing;
 use crate::rng::Rng;
 use crate::route::Route;
-use crate::shtag::SharingTag;
+use crate::shtag::{SharingTag, SharingTags, ShtagSettings};
 use crate::sync::SyncOptions;
 use crate::time::{Instant, Now};
 
@@ -54,6 +54,17 @@ pub(crate) struct Settings {
     /// [`Timers::discovery_bound_ms`] (peers that know us but we do not know find us by
     /// then), otherwise the start.
     pub election_not_before: Instant,
+}
+
+impl Settings {
+    /// The fixed settings of every cluster's sharing tags.
+    pub(crate) fn shtag_settings(&self) -> ShtagSettings {
+        ShtagSettings {
+            timers: self.timers,
+            not_before: self.election_not_before,
+            skip_demotion: self.fault_injection.skip_shtag_demotion,
+        }
+    }
 }
 
 /// The per-call context handed to the cluster-level procedures.
@@ -122,17 +133,18 @@ impl Node {
             };
             let address = NodeAddress::parse(&c.local.url).map_err(|r| bad_url(c.local.id, r))?;
             let local = LocalNode::from_config(&c.local, address);
-            let mut cluster = Cluster::new(c.id, local);
+            let mut cluster = Cluster::new(c.id, local, s.shtag_settings());
             for n in &c.nodes {
                 let address = NodeAddress::parse(&n.url).map_err(|r| bad_url(n.id, r))?;
                 // The node list is built by prepending (behaviour.md §1.2).
                 cluster.nodes.insert(0, RemoteNode::from_config(n, address));
             }
-            for t in config.sharing_tags.iter().filter(|t| t.cluster == c.id) {
-                cluster
-                    .shtags
-                    .push(SharingTag::new(&t.name, t.state, t.election));
-            }
+            let tags = config
+                .sharing_tags
+                .iter()
+                .filter(|t| t.cluster == c.id)
+                .map(|t| SharingTag::new(&t.name, t.state, t.election));
+            cluster.shtags = SharingTags::new(tags, s.shtag_settings());
             clusters.push(cluster);
         }
         Ok(Node {
@@ -287,10 +299,7 @@ impl Node {
         self.clusters.iter().any(|c| {
             c.capabilities.iter().any(|cap| {
                 cap.pending.is_some() || cap.requested.is_some() || cap.in_progress.is_some()
-            }) || c
-                .shtags
-                .iter()
-                .any(|t| t.election.as_ref().is_some_and(|e| e.activate_at.is_some()))
+            }) || c.shtags.takeover_scheduled()
         })
     }
 
@@ -308,7 +317,7 @@ impl Node {
             let mut ctx = Ctx { now, s, out };
             for c in clusters.iter_mut() {
                 ctx.sync_check(c);
-                ctx.shtag_check(c);
+                ctx.with_shtags(c, |tags, port| tags.check(port));
                 ctx.process_node_events(c);
             }
         }
@@ -342,7 +351,7 @@ impl Node {
                 ctx.tick_link(c, id);
             }
             ctx.process_node_events(c);
-            ctx.shtags_reannounce(c);
+            ctx.with_shtags(c, |tags, port| tags.reannounce(port));
         }
     }
 
@@ -531,7 +540,7 @@ impl Ctx<'_> {
                     up,
                 });
                 self.capabilities_on_node_event(c, node, up);
-                self.shtags_on_node_event(c, node, up);
+                self.with_shtags(c, |tags, port| tags.on_node_event(port, node, up));
             }
         }
     }
@@ -663,7 +672,7 @@ impl Ctx<'_> {
             RoutedBody::Sync(s) => self.handle_sync(c, source, s),
             RoutedBody::SyncEnd(e) => self.handle_sync_end(c, source, e),
             RoutedBody::ShtagActive(t) => {
-                self.handle_shtag_active(c, source, &t.tag);
+                self.with_shtags(c, |tags, port| tags.on_active(port, source, &t.tag));
                 Ok(())
             }
             RoutedBody::Module(p) => self.handle_module_packet(c, source, m.version, p),

@@ -1,4 +1,11 @@
-//! Sharing tags (behaviour.md §10) and the opt-in election mode.
+//! Sharing tags (behaviour.md §10) and the opt-in election mode: the [`SharingTags`]
+//! state machine of one cluster.
+//!
+//! The machine owns every tag of its cluster and nothing else. What it needs to know of
+//! the cluster (time, nodes, reachability, ranks) and what it does to it (send an
+//! SHTAG_ACTIVE, report a change) go through a [`ShtagPort`] the caller implements: the
+//! cluster coordinator in the node, plain recording values in the unit tests below. It
+//! never builds a packet and never touches another machine's state.
 //!
 //! **Compatible mode** (the default) behaves like OpenSIPS: `set_active` announces the tag
 //! with SHTAG_ACTIVE unicasts (retried when a node comes up), any received SHTAG_ACTIVE
@@ -33,18 +40,13 @@
 //! previous owner is detected unreachable. A partition is two components: each side elects
 //! its own active by design, and the better one wins when they meet again.
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::capability::ELECTION_CAPABILITY_PREFIX;
-use crate::cluster::Cluster;
 use crate::config::Timers;
 use crate::id::{ClusterId, NodeId};
-use crate::message::{BIN_VERSION, RoutedBody, ShtagActive};
-use crate::node::{Ctx, Node};
-use crate::output::Event;
+use crate::node::Node;
 use crate::send::SendStatus;
 use crate::time::{Instant, Now};
 
@@ -108,7 +110,8 @@ pub struct SharingTag {
 }
 
 impl SharingTag {
-    pub(crate) fn new(name: &str, state: ShtagState, election: Option<ElectionConfig>) -> Self {
+    /// A tag in `state`, in election mode when `election` is given.
+    pub fn new(name: &str, state: ShtagState, election: Option<ElectionConfig>) -> Self {
         SharingTag {
             name: name.into(),
             state,
@@ -171,67 +174,123 @@ impl fmt::Display for ShtagError {
 impl core::error::Error for ShtagError {}
 
 /// Rank of a node for the election: (not eligible, priority, id), lowest wins.
-type Rank = (bool, i32, NodeId);
+pub type Rank = (bool, i32, NodeId);
 
-impl Ctx<'_> {
-    fn local_rank(&self, c: &Cluster) -> Rank {
-        (false, c.local.priority, self.s.my_id)
+/// What the sharing-tag machine asks of the cluster around it and does to it. The node's
+/// cluster coordinator implements it over the real cluster; tests implement it with plain
+/// values.
+pub trait ShtagPort {
+    /// The current time.
+    fn now(&self) -> Instant;
+    /// Whether the local node is enabled in the cluster (a disabled node elects nothing).
+    fn local_enabled(&self) -> bool;
+    /// The local node's election rank: (false, its priority, its id).
+    fn local_rank(&self) -> Rank;
+    /// Every known node of the cluster, in node-list order (the targets of `set_active`).
+    fn nodes(&self) -> Vec<NodeId>;
+    /// The enabled nodes the local node has a route to.
+    fn reachable(&mut self) -> Vec<NodeId>;
+    /// A node's election rank for `tag` (eligible when it advertises
+    /// `shtag-election:<tag>` synced); `None` for an unknown node.
+    fn rank(&self, tag: &str, node: NodeId) -> Option<Rank>;
+    /// Sends SHTAG_ACTIVE for `tag` to `to`, routed; returns the send's outcome.
+    fn announce(&mut self, tag: &str, to: NodeId) -> SendStatus;
+    /// `tag` changed to `state` because of `reason` (the caller reports it and raises the
+    /// event).
+    fn changed(&mut self, tag: &str, state: ShtagState, reason: ShtagReason);
+}
+
+/// The fixed settings of a cluster's sharing tags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShtagSettings {
+    /// The timers (the re-announcement period depends on `ping_interval`).
+    pub timers: Timers,
+    /// No election takeover before this time ([`Timers::discovery_bound_ms`] after the
+    /// start in db_mode 0).
+    pub not_before: Instant,
+    /// Test-only breakage: an active tag ignores SHTAG_ACTIVE (see `FaultInjection`).
+    pub skip_demotion: bool,
+}
+
+/// The sharing tags of one cluster (behaviour.md §10 and election mode).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharingTags {
+    tags: Vec<SharingTag>,
+    settings: ShtagSettings,
+}
+
+impl SharingTags {
+    /// The tags of `configs`, in order, with `settings`.
+    pub fn new(configs: impl IntoIterator<Item = SharingTag>, settings: ShtagSettings) -> Self {
+        SharingTags {
+            tags: configs.into_iter().collect(),
+            settings,
+        }
     }
 
-    fn remote_rank(&self, c: &Cluster, tag: &str, node: NodeId) -> Option<Rank> {
-        let n = c.node(node)?;
-        let advert = format!("{ELECTION_CAPABILITY_PREFIX}{tag}");
-        let eligible = n.capabilities.iter().any(|r| r.name == advert && r.ok);
-        Some((!eligible, n.priority, node))
+    /// Every tag, in creation order.
+    pub fn tags(&self) -> &[SharingTag] {
+        &self.tags
     }
 
-    fn tag_index(c: &mut Cluster, name: &str) -> usize {
-        match c.shtags.iter().position(|t| t.name == name) {
+    /// One tag by name.
+    pub fn get(&self, name: &str) -> Option<&SharingTag> {
+        self.tags.iter().find(|t| t.name == name)
+    }
+
+    /// The state of `name`: backup for a tag never referenced (OpenSIPS creates it as
+    /// backup on first reference).
+    pub fn state(&self, name: &str) -> ShtagState {
+        self.get(name).map_or(ShtagState::Backup, |t| t.state)
+    }
+
+    /// Whether an election takeover is scheduled (the caller then runs [`Self::check`]
+    /// with its 500 ms timer).
+    pub fn takeover_scheduled(&self) -> bool {
+        self.tags
+            .iter()
+            .any(|t| t.election.as_ref().is_some_and(|e| e.activate_at.is_some()))
+    }
+
+    /// Names of the election-mode tags (advertised as `shtag-election:<tag>`).
+    pub fn election_tags(&self) -> impl Iterator<Item = &str> {
+        self.tags
+            .iter()
+            .filter(|t| t.election.is_some())
+            .map(|t| t.name.as_str())
+    }
+
+    fn index_or_create(&mut self, name: &str) -> usize {
+        match self.tags.iter().position(|t| t.name == name) {
             Some(i) => i,
             None => {
                 // Created as backup on first reference (§10.1).
-                c.shtags
+                self.tags
                     .push(SharingTag::new(name, ShtagState::Backup, None));
-                c.shtags.len() - 1
+                self.tags.len() - 1
             }
         }
     }
 
-    fn change_state(&mut self, c: &mut Cluster, index: usize, to: ShtagState, reason: ShtagReason) {
-        let tag = &mut c.shtags[index];
+    fn change_state(
+        &mut self,
+        port: &mut dyn ShtagPort,
+        index: usize,
+        to: ShtagState,
+        reason: ShtagReason,
+    ) {
+        let tag = &mut self.tags[index];
         if tag.state == to {
             return;
         }
         tag.state = to;
-        let text = format!(
-            "TAG <{}>, cluster {}, became {} due to {reason}",
-            tag.name,
-            c.id,
-            to.name()
-        );
-        self.out.shtag_reports.push(self.now.unix_time, text);
-        let reason = format!("{reason}");
-        self.out.event(Event::ShtagChanged {
-            name: tag.name.clone(),
-            cluster: c.id,
-            state: to,
-            reason,
-        });
+        port.changed(&tag.name, to, reason);
     }
 
-    fn send_shtag(&mut self, c: &mut Cluster, index: usize, dest: NodeId) -> SendStatus {
-        let tag = c.shtags[index].name.clone();
-        self.send_one(
-            c,
-            dest,
-            BIN_VERSION,
-            RoutedBody::ShtagActive(ShtagActive { tag }),
-        )
-    }
-
-    fn record_announced(&mut self, c: &mut Cluster, index: usize, dest: NodeId, s: SendStatus) {
-        let tag = &mut c.shtags[index];
-        if s == SendStatus::Success {
+    fn announce(&mut self, port: &mut dyn ShtagPort, index: usize, dest: NodeId) {
+        let status = port.announce(&self.tags[index].name, dest);
+        let tag = &mut self.tags[index];
+        if status == SendStatus::Success {
             if !tag.announced.contains(&dest) {
                 tag.announced.push(dest);
             }
@@ -240,62 +299,89 @@ impl Ctx<'_> {
         }
     }
 
+    /// `clusterer_shtag_set_active` and the API (behaviour.md §10.2): activates `name`
+    /// (created if unknown) and announces it to every known node.
+    ///
+    /// # Errors
+    /// [`ShtagError::ElectionMode`] for an election-mode tag; nothing changed.
+    pub fn set_active(
+        &mut self,
+        port: &mut dyn ShtagPort,
+        name: &str,
+        reason: ShtagReason,
+    ) -> Result<(), ShtagError> {
+        if self
+            .tags
+            .iter()
+            .any(|t| t.name == name && t.election.is_some())
+        {
+            return Err(ShtagError::ElectionMode);
+        }
+        let index = self.index_or_create(name);
+        self.activate(port, index, reason);
+        Ok(())
+    }
+
     /// `shtag_activate` (behaviour.md §10.2).
-    pub(crate) fn shtag_activate(&mut self, c: &mut Cluster, index: usize, reason: ShtagReason) {
-        self.change_state(c, index, ShtagState::Active, reason);
-        let now = self.now.instant;
-        let timers = &self.s.timers;
-        if let Some(e) = &mut c.shtags[index].election {
+    fn activate(&mut self, port: &mut dyn ShtagPort, index: usize, reason: ShtagReason) {
+        self.change_state(port, index, ShtagState::Active, reason);
+        let now = port.now();
+        let timers = &self.settings.timers;
+        if let Some(e) = &mut self.tags[index].election {
             e.activate_at = None;
             e.announcers.clear();
             e.early_announcers.clear();
             e.reannounce_at = Some(now.plus(reannounce_period_ms(&e.config, timers)));
         }
-        let targets: Vec<NodeId> = c.nodes.iter().map(|n| n.id).collect();
-        for dest in targets {
-            let tag = &c.shtags[index];
+        for dest in port.nodes() {
+            let tag = &self.tags[index];
             if tag.announce_pending && tag.announced.contains(&dest) {
                 continue;
             }
-            let status = self.send_shtag(c, index, dest);
-            self.record_announced(c, index, dest, status);
+            self.announce(port, index, dest);
         }
     }
 
-    /// SHTAG_ACTIVE received (behaviour.md §10.3; election conflict rule).
-    pub(crate) fn handle_shtag_active(&mut self, c: &mut Cluster, source: NodeId, name: &str) {
-        let index = Self::tag_index(c, name);
-        if c.shtags[index].election.is_some() {
-            let mine = self.local_rank(c);
-            let theirs = self.remote_rank(c, name, source);
-            if c.shtags[index].state == ShtagState::Active && theirs.is_some_and(|t| mine < t) {
+    /// SHTAG_ACTIVE for `name` from `source` (behaviour.md §10.3; election conflict rule).
+    pub fn on_active(&mut self, port: &mut dyn ShtagPort, source: NodeId, name: &str) {
+        let index = self.index_or_create(name);
+        if self.tags[index].election.is_some() {
+            let mine = port.local_rank();
+            let theirs = port.rank(name, source);
+            if self.tags[index].state == ShtagState::Active && theirs.is_some_and(|t| mine < t) {
                 // Two actives met and we rank better: stay, and tell the other.
-                let status = self.send_shtag(c, index, source);
-                self.record_announced(c, index, source, status);
+                self.announce(port, index, source);
                 return;
             }
-            if let Some(e) = &mut c.shtags[index].election
+            if let Some(e) = &mut self.tags[index].election
                 && !e.announcers.contains(&source)
             {
                 e.announcers.push(source);
             }
         }
-        if self.s.fault_injection.skip_shtag_demotion && c.shtags[index].state == ShtagState::Active
-        {
+        if self.settings.skip_demotion && self.tags[index].state == ShtagState::Active {
             // Test-only breakage (config::FaultInjection): the tag stays active.
             return;
         }
-        let tag = &mut c.shtags[index];
+        let tag = &mut self.tags[index];
         tag.announce_pending = false;
         tag.announced.clear();
-        self.change_state(c, index, ShtagState::Backup, ShtagReason::Broadcast(source));
-        self.shtags_reevaluate(c);
+        self.change_state(
+            port,
+            index,
+            ShtagState::Backup,
+            ShtagReason::Broadcast(source),
+        );
+        self.reevaluate(port);
     }
 
-    /// Sharing-tag side of node events (behaviour.md §10.4 plus election mode).
-    pub(crate) fn shtags_on_node_event(&mut self, c: &mut Cluster, node: NodeId, up: bool) {
-        for index in 0..c.shtags.len() {
-            let tag = &mut c.shtags[index];
+    /// `node` became reachable (`up`) or unreachable (behaviour.md §10.4 plus election
+    /// mode): active tags announce themselves to a node that comes up (compatible mode:
+    /// only while an announcement is pending for it); election bookkeeping forgets a node
+    /// that went away.
+    pub fn on_node_event(&mut self, port: &mut dyn ShtagPort, node: NodeId, up: bool) {
+        for index in 0..self.tags.len() {
+            let tag = &mut self.tags[index];
             if !up {
                 if let Some(e) = &mut tag.election {
                     e.announcers.retain(|&a| a != node);
@@ -312,17 +398,16 @@ impl Ctx<'_> {
                 tag.announce_pending && !tag.announced.contains(&node)
             };
             if announce {
-                let status = self.send_shtag(c, index, node);
-                self.record_announced(c, index, node, status);
+                self.announce(port, index, node);
             }
         }
-        self.shtags_reevaluate(c);
+        self.reevaluate(port);
     }
 
     /// Election mode: `node` restarted (its CAP_UPDATE counter started again), so it holds
-    /// no tag active any more; forget it as an announcer (re-evaluated by the caller).
-    pub(crate) fn shtags_forget_announcer(&mut self, c: &mut Cluster, node: NodeId) {
-        for tag in &mut c.shtags {
+    /// no tag active any more; forget it as an announcer (call [`Self::reevaluate`] after).
+    pub fn forget_announcer(&mut self, node: NodeId) {
+        for tag in &mut self.tags {
             if let Some(e) = &mut tag.election {
                 e.announcers.retain(|&a| a != node);
                 e.early_announcers.retain(|&(a, _)| a != node);
@@ -336,19 +421,19 @@ impl Ctx<'_> {
     /// without a route while routes converge, a connection reset) would leave two actives
     /// in one component until some node comes up again; the repetition bounds that to one
     /// period. To backups (ours or OpenSIPS's) a repeated announcement changes nothing.
-    pub(crate) fn shtags_reannounce(&mut self, c: &mut Cluster) {
-        let now = self.now.instant;
-        let rerouting = self.s.rerouting;
-        for index in 0..c.shtags.len() {
-            let active = c.shtags[index].state == ShtagState::Active;
-            let Some(e) = &mut c.shtags[index].election else {
+    pub fn reannounce(&mut self, port: &mut dyn ShtagPort) {
+        let now = port.now();
+        for index in 0..self.tags.len() {
+            let active = self.tags[index].state == ShtagState::Active;
+            let timers = &self.settings.timers;
+            let Some(e) = &mut self.tags[index].election else {
                 continue;
             };
             if !active {
                 e.reannounce_at = None;
                 continue;
             }
-            let period = reannounce_period_ms(&e.config, &self.s.timers);
+            let period = reannounce_period_ms(&e.config, timers);
             match e.reannounce_at {
                 Some(at) if at > now => continue,
                 None => {
@@ -357,35 +442,33 @@ impl Ctx<'_> {
                 }
                 Some(_) => e.reannounce_at = Some(now.plus(period)),
             }
-            for dest in reachable_nodes(c, rerouting) {
-                let status = self.send_shtag(c, index, dest);
-                self.record_announced(c, index, dest, status);
+            for dest in port.reachable() {
+                self.announce(port, index, dest);
             }
         }
     }
 
     /// Election mode: schedules or cancels takeovers after a change of reachability,
     /// eligibility or announcements.
-    pub(crate) fn shtags_reevaluate(&mut self, c: &mut Cluster) {
-        if !c.local.enabled {
+    pub fn reevaluate(&mut self, port: &mut dyn ShtagPort) {
+        if !port.local_enabled() {
             return;
         }
-        let rerouting = self.s.rerouting;
-        let mine = self.local_rank(c);
-        for index in 0..c.shtags.len() {
-            if c.shtags[index].state != ShtagState::Backup {
+        let mine = port.local_rank();
+        let now = port.now();
+        for index in 0..self.tags.len() {
+            if self.tags[index].state != ShtagState::Backup {
                 continue;
             }
-            let name = c.shtags[index].name.clone();
-            let reachable = reachable_nodes(c, rerouting);
+            let name = self.tags[index].name.clone();
+            let reachable = port.reachable();
             let ranks: Vec<Rank> = reachable
                 .iter()
-                .filter_map(|&n| self.remote_rank(c, &name, n))
+                .filter_map(|&n| port.rank(&name, n))
                 .collect();
-            let Some(e) = &mut c.shtags[index].election else {
+            let Some(e) = &mut self.tags[index].election else {
                 continue;
             };
-            let now = self.now.instant;
             for &a in &e.announcers {
                 if !reachable.contains(&a) && !e.early_announcers.iter().any(|&(x, _)| x == a) {
                     e.early_announcers.push((a, now));
@@ -413,24 +496,25 @@ impl Ctx<'_> {
             if !e.announcers.is_empty() || !e.early_announcers.is_empty() || !best {
                 e.activate_at = None;
             } else if e.activate_at.is_none() {
-                let after_hold_down = self.now.instant.plus(e.config.hold_down_ms);
-                e.activate_at = Some(after_hold_down.max(self.s.election_not_before));
+                let after_hold_down = now.plus(e.config.hold_down_ms);
+                e.activate_at = Some(after_hold_down.max(self.settings.not_before));
             }
         }
     }
 
-    /// The election timer: activates tags whose hold-down expired.
-    pub(crate) fn shtag_check(&mut self, c: &mut Cluster) {
-        self.shtags_reevaluate(c);
-        let now = self.now.instant;
-        for index in 0..c.shtags.len() {
-            let due = c.shtags[index]
+    /// The election timer (run with the 500 ms sync check): re-evaluates, then activates
+    /// the tags whose hold-down expired.
+    pub fn check(&mut self, port: &mut dyn ShtagPort) {
+        self.reevaluate(port);
+        let now = port.now();
+        for index in 0..self.tags.len() {
+            let due = self.tags[index]
                 .election
                 .as_ref()
                 .and_then(|e| e.activate_at)
                 .is_some_and(|at| at <= now);
-            if due && c.shtags[index].state == ShtagState::Backup {
-                self.shtag_activate(c, index, ShtagReason::Election);
+            if due && self.tags[index].state == ShtagState::Backup {
+                self.activate(port, index, ShtagReason::Election);
             }
         }
     }
@@ -443,16 +527,6 @@ impl Ctx<'_> {
 /// partition): the repetition must leave keep-alive gaps.
 pub fn reannounce_period_ms(config: &ElectionConfig, timers: &Timers) -> u64 {
     config.hold_down_ms.max(2 * timers.ping_interval_ms())
-}
-
-/// The enabled nodes of `c` we have a route to (routes refreshed first).
-fn reachable_nodes(c: &mut Cluster, rerouting: bool) -> Vec<NodeId> {
-    c.refresh_routes();
-    c.nodes
-        .iter()
-        .filter(|n| n.enabled && c.cached_route(n.id, rerouting).is_some())
-        .map(|n| n.id)
-        .collect()
 }
 
 impl Node {
@@ -473,15 +547,7 @@ impl Node {
         reason: ShtagReason,
     ) -> Result<(), ShtagError> {
         self.with_ctx(now, cluster, |ctx, c| {
-            if c.shtags
-                .iter()
-                .any(|t| t.name == name && t.election.is_some())
-            {
-                return Err(ShtagError::ElectionMode);
-            }
-            let index = Ctx::tag_index(c, name);
-            ctx.shtag_activate(c, index, reason);
-            Ok(())
+            ctx.with_shtags(c, |tags, port| tags.set_active(port, name, reason))
         })
         .unwrap_or(Err(ShtagError::UnknownCluster))
     }
@@ -489,19 +555,404 @@ impl Node {
     /// The state of a tag (backup for an unknown tag of a known cluster, as OpenSIPS
     /// creates it on first reference); `None` for an unknown cluster.
     pub fn shtag_state(&self, name: &str, cluster: ClusterId) -> Option<ShtagState> {
-        let c = self.cluster(cluster)?;
-        Some(
-            c.shtags
-                .iter()
-                .find(|t| t.name == name)
-                .map_or(ShtagState::Backup, |t| t.state),
-        )
+        Some(self.cluster(cluster)?.shtags.state(name))
     }
 
     /// Every sharing tag with its cluster (MI `clusterer_list_shtags`).
     pub fn shtags(&self) -> impl Iterator<Item = (ClusterId, &SharingTag)> {
         self.clusters
             .iter()
-            .flat_map(|c| c.shtags.iter().map(move |t| (c.id, t)))
+            .flat_map(|c| c.shtags.tags().iter().map(move |t| (c.id, t)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The rules of behaviour.md §10 and election mode on the machine alone: a recording
+    //! port stands for the cluster (no node, no network).
+
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    use super::*;
+
+    fn n(id: u32) -> NodeId {
+        NodeId::new(id).unwrap()
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    /// A peer as the port reports it.
+    #[derive(Clone, Copy)]
+    struct Peer {
+        id: NodeId,
+        priority: i32,
+        eligible: bool,
+        reachable: bool,
+    }
+
+    /// The cluster around the machine, as plain values; records what the machine did.
+    struct World {
+        now: u64,
+        enabled: bool,
+        me: NodeId,
+        priority: i32,
+        peers: Vec<Peer>,
+        /// Sends to these fail.
+        failing: Vec<NodeId>,
+        sent: Vec<(String, NodeId)>,
+        changes: Vec<(String, ShtagState, ShtagReason)>,
+    }
+
+    impl World {
+        fn new(peers: &[(u32, i32, bool)]) -> Self {
+            World {
+                now: 0,
+                enabled: true,
+                me: n(1),
+                priority: 50,
+                peers: peers
+                    .iter()
+                    .map(|&(id, priority, eligible)| Peer {
+                        id: n(id),
+                        priority,
+                        eligible,
+                        reachable: true,
+                    })
+                    .collect(),
+                failing: Vec::new(),
+                sent: Vec::new(),
+                changes: Vec::new(),
+            }
+        }
+
+        fn set_reachable(&mut self, id: u32, reachable: bool) {
+            for p in &mut self.peers {
+                if p.id == n(id) {
+                    p.reachable = reachable;
+                }
+            }
+        }
+
+        fn take_sent(&mut self) -> Vec<(String, NodeId)> {
+            core::mem::take(&mut self.sent)
+        }
+    }
+
+    impl ShtagPort for World {
+        fn now(&self) -> Instant {
+            at(self.now)
+        }
+        fn local_enabled(&self) -> bool {
+            self.enabled
+        }
+        fn local_rank(&self) -> Rank {
+            (false, self.priority, self.me)
+        }
+        fn nodes(&self) -> Vec<NodeId> {
+            self.peers.iter().map(|p| p.id).collect()
+        }
+        fn reachable(&mut self) -> Vec<NodeId> {
+            self.peers
+                .iter()
+                .filter(|p| p.reachable)
+                .map(|p| p.id)
+                .collect()
+        }
+        fn rank(&self, _tag: &str, node: NodeId) -> Option<Rank> {
+            let p = self.peers.iter().find(|p| p.id == node)?;
+            Some((!p.eligible, p.priority, p.id))
+        }
+        fn announce(&mut self, tag: &str, to: NodeId) -> SendStatus {
+            self.sent.push((tag.to_string(), to));
+            if self.failing.contains(&to) {
+                SendStatus::SendErr
+            } else {
+                SendStatus::Success
+            }
+        }
+        fn changed(&mut self, tag: &str, state: ShtagState, reason: ShtagReason) {
+            self.changes.push((tag.to_string(), state, reason));
+        }
+    }
+
+    fn settings(not_before: u64) -> ShtagSettings {
+        ShtagSettings {
+            timers: Timers::default(),
+            not_before: at(not_before),
+            skip_demotion: false,
+        }
+    }
+
+    fn compat(state: ShtagState) -> SharingTags {
+        SharingTags::new([SharingTag::new("vip", state, None)], settings(0))
+    }
+
+    fn election(not_before: u64) -> SharingTags {
+        let e = ElectionConfig {
+            hold_down_ms: 3_000,
+        };
+        SharingTags::new(
+            [SharingTag::new("vip", ShtagState::Backup, Some(e))],
+            settings(not_before),
+        )
+    }
+
+    /// Runs the 500 ms check from the world's time up to `until`.
+    fn run_checks(tags: &mut SharingTags, w: &mut World, until: u64) {
+        while w.now < until {
+            w.now += 500;
+            tags.check(w);
+        }
+    }
+
+    fn vip() -> String {
+        "vip".to_string()
+    }
+
+    #[test]
+    fn set_active_announces_to_every_known_node_and_reports_the_change() {
+        let mut w = World::new(&[(2, 50, false), (3, 50, false)]);
+        let mut tags = compat(ShtagState::Backup);
+        tags.set_active(&mut w, "vip", ShtagReason::MiCommand)
+            .unwrap();
+        assert_eq!(tags.state("vip"), ShtagState::Active);
+        assert_eq!(w.take_sent(), [(vip(), n(2)), (vip(), n(3))]);
+        assert_eq!(
+            w.changes,
+            [(vip(), ShtagState::Active, ShtagReason::MiCommand)]
+        );
+    }
+
+    #[test]
+    fn a_failed_announcement_is_retried_when_that_node_comes_up() {
+        let mut w = World::new(&[(2, 50, false), (3, 50, false)]);
+        w.failing.push(n(3));
+        let mut tags = compat(ShtagState::Backup);
+        tags.set_active(&mut w, "vip", ShtagReason::Api).unwrap();
+        w.take_sent();
+        w.failing.clear();
+        // Node 2 got it: coming up again announces nothing; node 3 did not: it is retried.
+        tags.on_node_event(&mut w, n(2), true);
+        assert!(w.take_sent().is_empty());
+        tags.on_node_event(&mut w, n(3), true);
+        assert_eq!(w.take_sent(), [(vip(), n(3))]);
+    }
+
+    #[test]
+    fn a_received_shtag_active_demotes_an_active_compatible_tag() {
+        let mut w = World::new(&[(2, 50, false)]);
+        let mut tags = compat(ShtagState::Active);
+        tags.on_active(&mut w, n(2), "vip");
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        assert_eq!(
+            w.changes,
+            [(vip(), ShtagState::Backup, ShtagReason::Broadcast(n(2)))]
+        );
+        // A backup tag stays backup silently, and nothing is announced back.
+        tags.on_active(&mut w, n(2), "vip");
+        assert_eq!(w.changes.len(), 1);
+        assert!(w.sent.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_tag_is_created_as_backup_on_first_reference() {
+        let mut w = World::new(&[(2, 50, false)]);
+        let mut tags = compat(ShtagState::Backup);
+        assert_eq!(tags.state("media"), ShtagState::Backup);
+        tags.on_active(&mut w, n(2), "media");
+        assert_eq!(
+            tags.get("media").map(SharingTag::state),
+            Some(ShtagState::Backup)
+        );
+        assert!(
+            w.changes.is_empty(),
+            "created as backup: no change to report"
+        );
+    }
+
+    #[test]
+    fn compatible_mode_does_nothing_when_the_active_node_goes_away() {
+        let mut w = World::new(&[(2, 50, false)]);
+        let mut tags = compat(ShtagState::Backup);
+        tags.on_active(&mut w, n(2), "vip");
+        w.set_reachable(2, false);
+        tags.on_node_event(&mut w, n(2), false);
+        run_checks(&mut tags, &mut w, 60_000);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        assert!(!tags.takeover_scheduled());
+    }
+
+    #[test]
+    fn an_election_tag_cannot_be_set_active_by_hand() {
+        let mut w = World::new(&[]);
+        let mut tags = election(0);
+        assert_eq!(
+            tags.set_active(&mut w, "vip", ShtagReason::MiCommand),
+            Err(ShtagError::ElectionMode)
+        );
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+    }
+
+    #[test]
+    fn the_best_reachable_node_takes_the_tag_after_the_hold_down() {
+        let mut w = World::new(&[(2, 60, true), (3, 50, false)]);
+        let mut tags = election(0);
+        tags.reevaluate(&mut w);
+        assert!(tags.takeover_scheduled());
+        run_checks(&mut tags, &mut w, 2_500);
+        assert_eq!(tags.state("vip"), ShtagState::Backup, "hold-down 3 s");
+        run_checks(&mut tags, &mut w, 3_000);
+        assert_eq!(tags.state("vip"), ShtagState::Active);
+        assert_eq!(
+            w.changes,
+            [(vip(), ShtagState::Active, ShtagReason::Election)]
+        );
+        // Announced to every known node.
+        assert_eq!(w.take_sent(), [(vip(), n(2)), (vip(), n(3))]);
+    }
+
+    #[test]
+    fn a_node_outranked_by_an_eligible_peer_never_takes_the_tag() {
+        let mut w = World::new(&[(2, 10, true)]);
+        let mut tags = election(0);
+        run_checks(&mut tags, &mut w, 20_000);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        // A peer with a better priority that is not eligible does not count.
+        let mut w = World::new(&[(2, 10, false)]);
+        let mut tags = election(0);
+        run_checks(&mut tags, &mut w, 20_000);
+        assert_eq!(tags.state("vip"), ShtagState::Active);
+    }
+
+    #[test]
+    fn no_takeover_before_the_start_up_bound() {
+        let mut w = World::new(&[]);
+        let mut tags = election(7_000);
+        run_checks(&mut tags, &mut w, 6_500);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        run_checks(&mut tags, &mut w, 7_000);
+        assert_eq!(tags.state("vip"), ShtagState::Active);
+    }
+
+    #[test]
+    fn a_believed_active_announcer_blocks_the_takeover_until_it_goes_away() {
+        let mut w = World::new(&[(2, 60, true)]);
+        let mut tags = election(0);
+        tags.on_active(&mut w, n(2), "vip");
+        assert_eq!(
+            tags.get("vip").and_then(SharingTag::known_active),
+            Some(n(2))
+        );
+        run_checks(&mut tags, &mut w, 20_000);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        w.set_reachable(2, false);
+        tags.on_node_event(&mut w, n(2), false);
+        let gone = w.now;
+        run_checks(&mut tags, &mut w, gone + 3_000);
+        assert_eq!(tags.state("vip"), ShtagState::Active, "one hold-down after");
+    }
+
+    #[test]
+    fn an_announcement_arriving_before_its_sender_is_reachable_blocks_one_hold_down() {
+        let mut w = World::new(&[(2, 60, true)]);
+        w.set_reachable(2, false);
+        let mut tags = election(0);
+        tags.on_active(&mut w, n(2), "vip");
+        // Still unreachable: the early announcement holds for one hold-down, then expires.
+        run_checks(&mut tags, &mut w, 2_500);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        // It becomes reachable in time: believed active from then on.
+        w.set_reachable(2, true);
+        tags.on_node_event(&mut w, n(2), true);
+        run_checks(&mut tags, &mut w, 30_000);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        assert_eq!(
+            tags.get("vip").and_then(SharingTag::known_active),
+            Some(n(2))
+        );
+        // Had it stayed unreachable, the node would have taken over after the expiry.
+        let mut w = World::new(&[(2, 60, true)]);
+        w.set_reachable(2, false);
+        let mut tags = election(0);
+        tags.on_active(&mut w, n(2), "vip");
+        run_checks(&mut tags, &mut w, 7_000);
+        assert_eq!(tags.state("vip"), ShtagState::Active);
+    }
+
+    #[test]
+    fn two_actives_that_meet_resolve_to_the_better_one() {
+        // We rank better (50 < 60): stay active and announce back.
+        let mut w = World::new(&[(2, 60, true)]);
+        let mut tags = election(0);
+        run_checks(&mut tags, &mut w, 3_500);
+        assert_eq!(tags.state("vip"), ShtagState::Active);
+        w.take_sent();
+        tags.on_active(&mut w, n(2), "vip");
+        assert_eq!(tags.state("vip"), ShtagState::Active);
+        assert_eq!(w.take_sent(), [(vip(), n(2))]);
+        // A better node (priority 10) announces: we step down.
+        let mut w = World::new(&[(2, 60, false), (3, 10, true)]);
+        let mut tags = election(0);
+        w.set_reachable(3, false);
+        run_checks(&mut tags, &mut w, 3_500);
+        assert_eq!(tags.state("vip"), ShtagState::Active);
+        w.set_reachable(3, true);
+        tags.on_active(&mut w, n(3), "vip");
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        assert_eq!(
+            w.changes.last(),
+            Some(&(vip(), ShtagState::Backup, ShtagReason::Broadcast(n(3))))
+        );
+    }
+
+    #[test]
+    fn an_active_election_node_repeats_its_announcement_once_per_period() {
+        let mut w = World::new(&[(2, 60, true)]);
+        let mut tags = election(0);
+        run_checks(&mut tags, &mut w, 3_500);
+        w.take_sent();
+        let period = reannounce_period_ms(
+            &ElectionConfig {
+                hold_down_ms: 3_000,
+            },
+            &Timers::default(),
+        );
+        assert_eq!(period, 8_000, "max(hold-down, 2 × ping_interval)");
+        let start = w.now;
+        let mut announced = Vec::new();
+        while w.now < start + 3 * period {
+            w.now += 1_000;
+            tags.reannounce(&mut w);
+            if !w.take_sent().is_empty() {
+                announced.push(w.now - start);
+            }
+        }
+        assert_eq!(announced, vec![period, 2 * period, 3 * period]);
+    }
+
+    #[test]
+    fn an_announcer_that_restarted_is_forgotten_and_the_tag_taken_over() {
+        let mut w = World::new(&[(2, 60, true)]);
+        let mut tags = election(0);
+        tags.on_active(&mut w, n(2), "vip");
+        run_checks(&mut tags, &mut w, 10_000);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        tags.forget_announcer(n(2));
+        tags.reevaluate(&mut w);
+        let t = w.now;
+        run_checks(&mut tags, &mut w, t + 3_000);
+        assert_eq!(tags.state("vip"), ShtagState::Active);
+    }
+
+    #[test]
+    fn a_disabled_local_node_schedules_no_takeover() {
+        let mut w = World::new(&[]);
+        w.enabled = false;
+        let mut tags = election(0);
+        run_checks(&mut tags, &mut w, 20_000);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
     }
 }
