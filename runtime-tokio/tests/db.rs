@@ -169,6 +169,28 @@ impl TestDb {
     }
 }
 
+/// One JSON-RPC request to the MI at `url` (as `clusterer mi` sends it); its `result`.
+/// Panics when the server cannot be reached or answers with an error.
+fn mi_call(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let body = serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut response = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let text = response.body_mut().read_to_string().unwrap();
+    let mut reply: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{url}: not a JSON-RPC response ({e}): {text}"));
+    reply
+        .remove("result")
+        .unwrap_or_else(|| panic!("{url}: {method}: {text}"))
+}
+
 fn cluster(id: u32) -> ClusterId {
     ClusterId::new(id).unwrap()
 }
@@ -766,18 +788,9 @@ async fn daemons_provisioned_from_the_table_form_route_reload_and_persist(db: Te
     };
     let mi = async |n: u32, method: &'static str, params: serde_json::Value| {
         let url = format!("http://127.0.0.{n}:{mi_port}/mi");
-        tokio::task::spawn_blocking(move || {
-            clusterer_tokio::mi::client::call(
-                &url,
-                method,
-                Some(params),
-                std::time::Duration::from_secs(10),
-            )
+        tokio::task::spawn_blocking(move || mi_call(&url, method, params))
+            .await
             .unwrap()
-            .unwrap()
-        })
-        .await
-        .unwrap()
     };
     let links = async |d: &Daemon| -> Vec<(u32, LinkState)> {
         d.handle()

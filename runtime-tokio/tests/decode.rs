@@ -1,24 +1,19 @@
-//! `clusterer decode` against the captures of real OpenSIPS 3.6.8 traffic
-//! (`vectors/opensips`) and against synthetic captures and streams: reassembly, error
-//! reporting, input detection, and robustness on damaged input.
+//! `clusterer decode`, the binary, against the captures of real OpenSIPS 3.6.8 traffic
+//! (`vectors/opensips`) and against synthetic captures and streams: error reporting, input
+//! detection, exit status and the summary on standard error. The dissector's in-process
+//! tests (reassembly, pcapng and Linux cooked captures, damaged input) are unit tests of the
+//! binary (`src/bin/clusterer/tools/decode/reader_tests.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::borrow::Cow;
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use clusterer_tokio::decode::{self, Format, Options};
-use etherparse::{LinuxSllPacketType, PacketBuilder};
+use etherparse::PacketBuilder;
 use pcap_file::DataLink;
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
-use pcap_file::pcapng::PcapNgWriter;
-use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
-use pcap_file::pcapng::blocks::interface_description::{
-    InterfaceDescriptionBlock, InterfaceDescriptionOption,
-};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use serde_json::{Map, Value};
 
 const CAPTURES: [&str; 8] = [
@@ -60,8 +55,18 @@ fn captured_hex(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The hex text of the captures (lower case, no separators) as bytes.
 fn unhex(s: &str) -> Vec<u8> {
-    decode::parse_hex(s).expect("valid hex")
+    assert!(s.len().is_multiple_of(2), "odd hex length");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("valid hex"))
+        .collect()
+}
+
+/// Bytes as the dissector prints them in `hex`: lower case, no separators.
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn clusterer(args: &[&str], stdin: Option<&[u8]>) -> Output {
@@ -93,17 +98,6 @@ fn stdout_json(output: &Output) -> Vec<Map<String, Value>> {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Decodes in-process; panics propagate and fail the test.
-fn decode_bytes(input: &[u8], format: Format) -> (Result<decode::Summary, decode::Error>, String) {
-    let mut out = Vec::new();
-    let options = Options {
-        format,
-        reemit: true,
-    };
-    let result = decode::decode_reader(Cursor::new(input), &options, &mut out);
-    (result, String::from_utf8(out).expect("utf-8 output"))
 }
 
 /// One Ethernet/IPv4/TCP frame between 127.0.0.x addresses.
@@ -248,7 +242,7 @@ fn a_corrupt_packet_in_a_hex_stream_is_reported_and_the_next_one_decodes() {
     // A PING whose cluster id is 0: framing is intact, the contents are not.
     let mut bad = unhex(&hex[0]);
     bad[34..38].copy_from_slice(&0i32.to_le_bytes());
-    let stream = format!("{} {} {}", hex[1], decode::to_hex(&bad), hex[2]);
+    let stream = format!("{} {} {}", hex[1], to_hex(&bad), hex[2]);
 
     let output = clusterer(&["decode", "--hex", &stream], None);
     assert_eq!(
@@ -264,7 +258,7 @@ fn a_corrupt_packet_in_a_hex_stream_is_reported_and_the_next_one_decodes() {
         "field 'cluster_id' holds id 0, expected 1..=2147483647"
     );
     assert_eq!(got[1]["error_kind"], "decode");
-    assert_eq!(got[1]["hex"], decode::to_hex(&bad));
+    assert_eq!(got[1]["hex"], to_hex(&bad));
     assert_eq!(got[2]["type_name"], "NODE_DESCRIPTION");
     assert!(stderr(&output).starts_with("decoded 2 packets, 1 errors, 0 re-emit differences"));
 
@@ -350,146 +344,6 @@ fn a_bad_marker_stream_reports_once_and_other_streams_go_on() {
 }
 
 #[test]
-fn out_of_order_split_and_retransmitted_segments_are_reassembled() {
-    let hex = captured_hex("11_generic_cachedb");
-    let packets: Vec<Vec<u8>> = hex[..6].iter().map(|h| unhex(h)).collect();
-    let stream: Vec<u8> = packets.concat();
-    let (src, dst) = ((2, 41000), (1, 5566));
-    let isn = u32::MAX - 50; // the sequence numbers wrap inside the stream
-    let seq = |offset: usize| isn.wrapping_add(1).wrapping_add(offset as u32);
-    // Cut at odd places, regardless of packet boundaries.
-    let cuts = [0, 7, 60, 61, 150, 333, stream.len()];
-    let pieces: Vec<(usize, &[u8])> = cuts
-        .windows(2)
-        .map(|w| (w[0], &stream[w[0]..w[1]]))
-        .collect();
-    let mut frames = vec![tcp_frame(src, dst, isn, true, &[])];
-    // Order: 0, 2, 1, 1 (again), 4, 3, then 5 and a stale copy of 2 overlapping.
-    for &i in &[0usize, 2, 1, 1, 4, 3, 5] {
-        let (offset, data) = pieces[i];
-        frames.push(tcp_frame(src, dst, seq(offset), false, data));
-    }
-    frames.push(tcp_frame(src, dst, seq(50), false, &stream[50..200]));
-    let capture = pcap_file(DataLink::ETHERNET, &frames);
-    let (result, out) = decode_bytes(&capture, Format::Json);
-    let summary = result.expect("decodes");
-    assert!(summary.is_clean(), "{summary}\n{out}");
-    let got: Vec<String> = out
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Map<String, Value>>(l).unwrap()["hex"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(got, hex[..6].to_vec());
-}
-
-#[test]
-fn pcapng_and_linux_cooked_captures_decode_like_the_pcap() {
-    let name = "06_cluster_mi";
-    let reference = clusterer(&["decode", pcap_path(name).to_str().unwrap()], None);
-    let expected = stdout_json(&reference);
-
-    // The same frames as pcapng, nanosecond resolution declared on the interface.
-    let file = std::fs::File::open(pcap_path(name)).unwrap();
-    let mut reader = PcapReader::new(file).unwrap();
-    let mut writer = PcapNgWriter::new(Vec::new()).unwrap();
-    let interface = InterfaceDescriptionBlock {
-        linktype: DataLink::ETHERNET,
-        snaplen: 262_144,
-        options: vec![InterfaceDescriptionOption::IfTsResol(9)],
-    };
-    writer.write_pcapng_block(interface).unwrap();
-    let mut sll_frames = Vec::new();
-    while let Some(packet) = reader.next_packet() {
-        let packet = packet.unwrap();
-        let block = EnhancedPacketBlock {
-            interface_id: 0,
-            timestamp: packet.timestamp,
-            original_len: packet.orig_len,
-            data: Cow::Borrowed(&packet.data),
-            options: vec![],
-        };
-        writer.write_pcapng_block(block).unwrap();
-        // And again as Linux cooked capture: Ethernet header (14 bytes) replaced.
-        let mut sll = vec![0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
-        sll.extend_from_slice(&packet.data[14..]);
-        sll_frames.push(sll);
-    }
-    let pcapng = writer.into_inner();
-    let (result, out) = decode_bytes(&pcapng, Format::Json);
-    assert!(result.expect("pcapng decodes").is_clean());
-    let got: Vec<Map<String, Value>> = out
-        .lines()
-        .map(|l| {
-            let mut o: Map<String, Value> = serde_json::from_str(l).unwrap();
-            o.remove("reemit_hex");
-            o.remove("reemit_identical");
-            o
-        })
-        .collect();
-    assert_eq!(got, expected);
-
-    let sll = pcap_file(DataLink::LINUX_SLL, &sll_frames);
-    let (result, out) = decode_bytes(&sll, Format::Json);
-    assert!(result.expect("SLL decodes").is_clean());
-    let hexes: Vec<String> = out
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Map<String, Value>>(l).unwrap()["hex"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(hexes, captured_hex(name));
-    // The builder's own SLL frames decode too.
-    let payload = unhex(&captured_hex(name)[0]);
-    let builder = PacketBuilder::linux_sll(LinuxSllPacketType::HOST, 6, [0; 8])
-        .ipv4([127, 0, 0, 1], [127, 0, 0, 3], 64)
-        .tcp(35617, 5566, 7, 1000);
-    let mut frame = Vec::new();
-    builder.write(&mut frame, &payload).unwrap();
-    let (result, _) = decode_bytes(&pcap_file(DataLink::LINUX_SLL, &[frame]), Format::Json);
-    assert_eq!(result.unwrap().packets, 1);
-}
-
-#[test]
-fn non_tcp_frames_are_skipped_and_counted() {
-    let payload = unhex(&captured_hex("02_steady_pings")[0]);
-    let udp = {
-        let builder = PacketBuilder::ethernet2([0; 6], [0; 6])
-            .ipv4([127, 0, 0, 1], [127, 0, 0, 2], 64)
-            .udp(5060, 5060);
-        let mut frame = Vec::new();
-        builder
-            .write(&mut frame, b"OPTIONS sip:x SIP/2.0\r\n")
-            .unwrap();
-        frame
-    };
-    let frames = vec![
-        udp,
-        vec![0xff; 10],
-        tcp_frame((2, 40000), (1, 5566), 9, false, &payload),
-    ];
-    let (result, out) = decode_bytes(&pcap_file(DataLink::ETHERNET, &frames), Format::Text);
-    let summary = result.unwrap();
-    assert_eq!(summary.packets, 1);
-    assert!(summary.is_clean());
-    let stats = summary.capture.unwrap();
-    assert_eq!(
-        (stats.frames, stats.skipped_frames, stats.tcp_streams),
-        (3, 2, 1)
-    );
-    assert!(
-        out.starts_with("1000.002000 127.0.0.2:40000 -> 127.0.0.1:5566 PING v1 cluster=1"),
-        "{out}"
-    );
-}
-
-#[test]
 fn text_format_prints_one_summary_line_per_packet() {
     let path = pcap_path("01_startup");
     let output = clusterer(
@@ -553,51 +407,12 @@ fn text_format_prints_one_summary_line_per_packet() {
     );
 }
 
+/// A truncated capture is reported, not fatal; a capture cut inside its header cannot be
+/// read (exit status 2). (Damaged and garbage input decoded in-process, and never
+/// panicking, is a unit test of the dissector.)
 #[test]
-fn damaged_or_garbage_input_never_panics() {
+fn a_truncated_capture_through_the_binary_is_reported_not_fatal() {
     let pcap = std::fs::read(pcap_path("11_generic_cachedb")).unwrap();
-    // Every truncation point near the start, then a stride through the file.
-    let mut cuts: Vec<usize> = (0..120).collect();
-    cuts.extend((120..pcap.len()).step_by(211));
-    for cut in cuts {
-        let (result, _) = decode_bytes(&pcap[..cut], Format::Json);
-        if let Ok(summary) = result {
-            assert!(summary.packets <= 123);
-        }
-    }
-    // Flipped bytes in a deterministic pseudo-random pattern.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    for _ in 0..300 {
-        let mut damaged = pcap.clone();
-        for _ in 0..1 + next() % 8 {
-            let at = (next() as usize) % damaged.len();
-            damaged[at] = next() as u8;
-        }
-        let _ = decode_bytes(&damaged, Format::Text);
-    }
-    // Garbage of every input kind.
-    for len in [0usize, 1, 3, 4, 12, 17, 100, 5000] {
-        let garbage: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-        let _ = decode_bytes(&garbage, Format::Json);
-        let mut fake_pcap = vec![0xd4, 0xc3, 0xb2, 0xa1];
-        fake_pcap.extend_from_slice(&garbage);
-        let _ = decode_bytes(&fake_pcap, Format::Json);
-        let mut fake_ng = vec![
-            0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a,
-        ];
-        fake_ng.extend_from_slice(&garbage);
-        let _ = decode_bytes(&fake_ng, Format::Json);
-        let mut fake_bin = b"P4CK".to_vec();
-        fake_bin.extend_from_slice(&garbage);
-        let _ = decode_bytes(&fake_bin, Format::Text);
-    }
-    // Through the binary: a truncated capture is reported, not fatal.
     let output = clusterer(&["decode", "--check", "-"], Some(&pcap[..pcap.len() - 7]));
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let got = stdout_json(&output);

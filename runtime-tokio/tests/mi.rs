@@ -22,7 +22,7 @@ use clusterer_core::{
 use clusterer_tokio::mi::commands::core::server_string;
 use clusterer_tokio::mi::ctime::ctime_utc;
 use clusterer_tokio::mi::{
-    CommandSpec, MiError, MiOptions, MiService, Origin, ReloadHook, RemoteMiOutcome, client,
+    CommandSpec, MiError, MiOptions, MiService, Origin, ReloadHook, RemoteMiOutcome,
 };
 use clusterer_tokio::runtime::{CapabilityRegistration, Cluster, Handle, StartOptions};
 use serde_json::{Value, json};
@@ -1075,22 +1075,32 @@ async fn http_edge_cases_get_proper_answers() {
         json!({"code": 400, "message": "Bad cluster ID in tag"})
     );
 
-    // The client library and the binary.
+    // The client, `clusterer mi`: a JSON-RPC error is printed with its code and message.
     let url = format!("http://{addr}/mi");
+    let bin = env!("CARGO_BIN_EXE_clusterer");
     let u = url.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        client::call(
-            &u,
-            "clusterer_set_status",
-            client::build_params(&["cluster_id=1".into(), "status=7".into()]).unwrap(),
-            Duration::from_secs(5),
-        )
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args([
+                "mi",
+                "--url",
+                &u,
+                "--timeout",
+                "5",
+                "clusterer_set_status",
+                "cluster_id=1",
+                "status=7",
+            ])
+            .output()
+            .unwrap()
     })
     .await
-    .unwrap()
     .unwrap();
-    assert_eq!(r, Err(MiError::new(400, "Bad value for 'status'")));
-    let bin = env!("CARGO_BIN_EXE_clusterer");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("error {}", MiError::new(400, "Bad value for 'status'"))
+    );
     let u = url.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(bin)

@@ -68,20 +68,15 @@
 //! * Each call opens its own connection (and closes it), within [`CONNECT_TIMEOUT`] and
 //!   [`OPERATION_TIMEOUT`]; nothing is kept open between calls.
 //!
-//! The CLI (`clusterer db init | add-node | list | remove-node | set-state | check`) is
-//! [`DbArgs`] / [`run`].
+//! The CLI (`clusterer db init | add-node | list | remove-node | set-state | check`) is part
+//! of the `clusterer` binary, built on the functions here.
 
-mod cli;
 mod ops;
 mod rows;
 mod sql;
 
 use std::fmt;
 
-pub use cli::{
-    AddNodeArgs, CheckArgs, DbArgs, DbCommand, InitArgs, ListArgs, ListFormat, NodeArgs,
-    SetStateArgs, TableArgs, run,
-};
 pub use ops::{InitReport, NewNode, add_node, init, list, load, remove_node, set_state};
 pub use rows::{Provisioning, RowError, RowProblem, TableRow, Value, provision};
 pub use sql::{Backend, CONNECT_TIMEOUT, OPERATION_TIMEOUT, check_identifier, redact_url};

@@ -1,7 +1,8 @@
 //! The management interface: OpenSIPS-compatible MI commands over JSON-RPC 2.0, so the
 //! daemon is driven with the same `opensips-cli` operators already use
 //! (`opensips-cli -o communication_type=http -o url=http://127.0.0.1:8888/mi -x mi
-//! clusterer_list`), plus remote MI between nodes and the `clusterer mi` client.
+//! clusterer_list`), plus remote MI between nodes. (The `clusterer mi` command-line client
+//! is part of the `clusterer` binary.)
 //!
 //! | module | what |
 //! |---|---|
@@ -11,7 +12,6 @@
 //! | [`commands`] | the built-in commands: core (`uptime`, `version`, `which`, `help`, `ps`), clusterer (§15), status/report group and statistics |
 //! | [`remote`] | [`RemoteMi`]: runs MI_CMDs received from other nodes |
 //! | [`server`] | [`MiServer`]: HTTP (axum), `POST /mi` |
-//! | [`client`] | `clusterer mi`: the command-line client |
 //! | [`ctime`] | report dates as `ctime(3)` writes them, in UTC |
 //!
 //! [`MiService::start`] wires all of it for one engine:
@@ -28,7 +28,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod client;
 pub mod commands;
 pub mod ctime;
 pub mod dispatcher;

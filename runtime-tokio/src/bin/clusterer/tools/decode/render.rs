@@ -2,7 +2,7 @@
 //! one-line text summary.
 //!
 //! The JSON keys, their order and their spelling follow `vectors/opensips/bin/*.jsonl`
-//! exactly; [`packet_json`] returns that object alone, the dissector adds its context keys
+//! exactly; [`DecodedPacket::to_json`] returns that object alone, the dissector adds its context keys
 //! (`frame`, `hex`, `reemit_*`) around it.
 
 use std::fmt::Write as _;
@@ -24,7 +24,8 @@ use super::{Origin, to_hex};
 /// `cachedb-local-repl` payload that does not decode is not an error here: the object then
 /// has `type_name` `MODULE` and a `module_error` key (and a SYNC chunk a
 /// `cachedb_local_error` key).
-pub fn packet_json(packet: &[u8]) -> Result<Map<String, Value>, DecodeError> {
+#[cfg(test)]
+pub(crate) fn packet_json(packet: &[u8]) -> Result<Map<String, Value>, DecodeError> {
     DecodedPacket::decode(packet).map(|d| d.to_json())
 }
 
@@ -32,24 +33,25 @@ pub fn packet_json(packet: &[u8]) -> Result<Map<String, Value>, DecodeError> {
 ///
 /// # Errors
 /// As [`packet_json`].
-pub fn packet_text(packet: &[u8]) -> Result<String, DecodeError> {
+#[cfg(test)]
+pub(crate) fn packet_text(packet: &[u8]) -> Result<String, DecodeError> {
     DecodedPacket::decode(packet).map(|d| d.to_text())
 }
 
 /// A packet that decoded: its header fields, the typed message, and the decoded
 /// `cachedb-local-repl` payloads it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecodedPacket {
+pub(crate) struct DecodedPacket {
     /// Header length field.
-    pub total_len: u32,
+    pub(crate) total_len: u32,
     /// Header BIN version.
-    pub version: i16,
+    pub(crate) version: i16,
     /// Capability name.
-    pub capability: String,
+    pub(crate) capability: String,
     /// Header type field.
-    pub packet_type: i32,
+    pub(crate) packet_type: i32,
     /// The typed message.
-    pub message: Message,
+    pub(crate) message: Message,
     cachedb: Cachedb,
 }
 
@@ -69,7 +71,7 @@ impl DecodedPacket {
     ///
     /// # Errors
     /// As [`wire::parse`].
-    pub fn decode(packet: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(packet: &[u8]) -> Result<Self, DecodeError> {
         let header = wire::parse_header(packet)?;
         let message = wire::parse(packet)?;
         let cachedb = match &message {
@@ -101,7 +103,7 @@ impl DecodedPacket {
     }
 
     /// Module payloads inside the packet that did not decode (0 or more).
-    pub fn payload_errors(&self) -> u64 {
+    pub(crate) fn payload_errors(&self) -> u64 {
         match &self.cachedb {
             Cachedb::None => 0,
             Cachedb::Live(r) => u64::from(r.is_err()),
@@ -110,7 +112,7 @@ impl DecodedPacket {
     }
 
     /// The object of the captures' `decoded` field.
-    pub fn to_json(&self) -> Map<String, Value> {
+    pub(crate) fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("marker".into(), "P4CK".into());
         m.insert("total_len".into(), self.total_len.into());
@@ -221,7 +223,7 @@ impl DecodedPacket {
     }
 
     /// The one-line summary: `TYPE vVERSION cluster=.. src=.. [dst=..] fields...`.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut s = String::new();
         match &self.message {
             Message::Internal(i) => {
@@ -347,27 +349,27 @@ impl DecodedPacket {
 
 /// The result of encoding a decoded message again.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reemit {
+pub(crate) struct Reemit {
     /// The bytes, or why the message could not be emitted.
-    pub bytes: Result<Vec<u8>, EmitError>,
+    pub(crate) bytes: Result<Vec<u8>, EmitError>,
     identical: bool,
 }
 
 impl Reemit {
     /// Emits `message` and compares the bytes with the `original` packet.
-    pub fn of(message: &Message, original: &[u8]) -> Self {
+    pub(crate) fn of(message: &Message, original: &[u8]) -> Self {
         let bytes = wire::emit_to_vec(message);
         let identical = bytes.as_ref().is_ok_and(|b| b == original);
         Self { bytes, identical }
     }
 
     /// `true` when the emitted bytes equal the original packet.
-    pub fn identical(&self) -> bool {
+    pub(crate) fn identical(&self) -> bool {
         self.identical
     }
 
     /// Adds `reemit_hex` (or `reemit_error`) and `reemit_identical` to an object.
-    pub fn add_json(&self, object: &mut Map<String, Value>) {
+    pub(crate) fn add_json(&self, object: &mut Map<String, Value>) {
         match &self.bytes {
             Ok(b) => object.insert("reemit_hex".into(), to_hex(b).into()),
             Err(e) => object.insert("reemit_error".into(), e.to_string().into()),
@@ -376,7 +378,7 @@ impl Reemit {
     }
 
     /// `reemit <hex> (identical)`, `(DIFFERS)`, or `reemit ERROR <why>`.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         match &self.bytes {
             Ok(b) => {
                 let verdict = if self.identical {

@@ -20,39 +20,41 @@ use clusterer_core::{ClusterId, Event, LinkState, NodeId};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::config::DaemonConfig;
-use crate::daemon::Daemon;
-use crate::db;
-use crate::events::NamedEvent;
+use clusterer_tokio::config::DaemonConfig;
+use clusterer_tokio::daemon::Daemon;
+use clusterer_tokio::db;
+use clusterer_tokio::events::NamedEvent;
+
+use super::mi_client;
 
 /// Nodes of the demo cluster.
-pub const NODES: u32 = 3;
+pub(crate) const NODES: u32 = 3;
 
 /// `clusterer demo` arguments.
 #[derive(Args, Debug)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Directory for the SQLite file, the generated configurations and the event logs.
     #[arg(long, default_value = "clusterer-demo")]
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// BIN port of every node (each node has its own address 127.0.0.N).
     #[arg(long, default_value_t = 5566)]
-    pub port: u16,
+    pub(crate) port: u16,
     /// MI port of every node (on 127.0.0.N).
     #[arg(long, default_value_t = 8888)]
-    pub mi_port: u16,
+    pub(crate) mi_port: u16,
     /// Run this many seconds without reading commands, then exit (for scripts and CI).
     #[arg(long)]
-    pub duration: Option<u64>,
+    pub(crate) duration: Option<u64>,
     /// Scripted commands `AT_SECONDS:COMMAND`, e.g. `--script 5:stop 1 --script 12:start 1`.
     #[arg(long)]
-    pub script: Vec<String>,
+    pub(crate) script: Vec<String>,
 }
 
 /// The demo's database and configurations, created in `dir`.
 ///
 /// # Errors
 /// A message naming what could not be created.
-pub async fn prepare(dir: &Path, port: u16, mi_port: u16) -> Result<Vec<PathBuf>, String> {
+pub(crate) async fn prepare(dir: &Path, port: u16, mi_port: u16) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let dir = dir
         .canonicalize()
@@ -113,7 +115,7 @@ cache_collections = "default/r"
 }
 
 /// Runs `clusterer demo`.
-pub fn run(args: &DemoArgs) -> ExitCode {
+pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -328,7 +330,7 @@ async fn mi_call(
     let url = format!("http://127.0.0.{n}:{port}/mi");
     let method = method.to_string();
     tokio::task::spawn_blocking(move || {
-        match crate::mi::client::call(&url, &method, Some(params), Duration::from_secs(5)) {
+        match mi_client::call(&url, &method, Some(params), Duration::from_secs(5)) {
             Ok(Ok(v)) => Ok(v.to_string()),
             Ok(Err(e)) => Ok(format!("error {}: {}", e.code, e.message)),
             Err(e) => Err(e.to_string()),

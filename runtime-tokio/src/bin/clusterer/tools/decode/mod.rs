@@ -15,8 +15,9 @@
 //! Nothing here panics on input: undecodable packets, framing errors, TCP gaps, truncated
 //! captures and non-TCP frames are reported (or skipped and counted) and decoding goes on.
 //!
-//! ```
-//! use clusterer_tokio::decode::{self, Format, Options};
+//! ```ignore
+//! // The unit test `tests::module_example` runs this (binaries have no doctests).
+//! use crate::tools::decode::{self, Format, Options};
 //! // wire.md §11.1: a PING, twice, as hex.
 //! let ping = "5034434b2e00000001001200636c757374657265722d696e7465726e616c00000000010000000100000001000000";
 //! let mut out = Vec::new();
@@ -27,8 +28,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod capture;
-pub mod render;
+pub(crate) mod capture;
+#[cfg(test)]
+mod reader_tests;
+pub(crate) mod render;
 
 use std::fmt;
 use std::fs::File;
@@ -44,7 +47,7 @@ use serde_json::{Map, Value};
 use capture::CaptureKind;
 
 /// The long help of `clusterer decode` (also the usage text for the README).
-pub const LONG_ABOUT: &str = "\
+pub(crate) const LONG_ABOUT: &str = "\
 Decode OpenSIPS 3.6 clusterer BIN traffic and print every packet, one per line.
 
 INPUT is a capture file (classic pcap or pcapng, recognised by its magic bytes, not by its
@@ -93,32 +96,32 @@ Examples:
 
 /// Arguments of `clusterer decode`.
 #[derive(Args, Clone, Debug, Default, PartialEq, Eq)]
-pub struct DecodeArgs {
+pub(crate) struct DecodeArgs {
     /// Capture (pcap/pcapng), hex text or raw BIN file; `-` or nothing reads standard input.
     #[arg(value_name = "INPUT", conflicts_with = "hex")]
-    pub input: Option<PathBuf>,
+    pub(crate) input: Option<PathBuf>,
 
     /// Decode this hex string (whitespace and `0x` prefixes ignored; packets back to back).
     #[arg(long, value_name = "HEX")]
-    pub hex: Option<String>,
+    pub(crate) hex: Option<String>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
-    pub format: Format,
+    pub(crate) format: Format,
 
     /// Encode every decoded packet again and show the bytes and whether they are identical.
     #[arg(long)]
-    pub reemit: bool,
+    pub(crate) reemit: bool,
 
     /// Exit with status 1 if any packet or stream had an error or (with --reemit) any packet
     /// re-emitted differently.
     #[arg(long)]
-    pub check: bool,
+    pub(crate) check: bool,
 }
 
 /// Output format of the dissector.
 #[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// One JSON object per line.
     #[default]
     Json,
@@ -128,31 +131,31 @@ pub enum Format {
 
 /// How packets are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Options {
+pub(crate) struct Options {
     /// Output format.
-    pub format: Format,
+    pub(crate) format: Format,
     /// Encode every decoded packet again and print the result.
-    pub reemit: bool,
+    pub(crate) reemit: bool,
 }
 
 /// What one run found. Its [`Display`](fmt::Display) is the final summary line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Packets that decoded.
-    pub packets: u64,
+    pub(crate) packets: u64,
     /// Packets that did not decode, module payloads that did not decode, and stream or
     /// capture problems.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// Decoded packets whose re-emitted bytes differ (or could not be emitted); with
     /// `reemit` only.
-    pub reemit_differences: u64,
+    pub(crate) reemit_differences: u64,
     /// Frame and stream counts, for capture input.
-    pub capture: Option<CaptureStats>,
+    pub(crate) capture: Option<CaptureStats>,
 }
 
 impl Summary {
     /// `true` when `--check` passes: no error, and no re-emit difference.
-    pub fn is_clean(&self) -> bool {
+    pub(crate) fn is_clean(&self) -> bool {
         self.errors == 0 && self.reemit_differences == 0
     }
 }
@@ -177,13 +180,13 @@ impl fmt::Display for Summary {
 
 /// Counts of a capture file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CaptureStats {
+pub(crate) struct CaptureStats {
     /// Packet records read.
-    pub frames: u64,
+    pub(crate) frames: u64,
     /// Records that were not TCP over IP, or not parseable, or of an unsupported link type.
-    pub skipped_frames: u64,
+    pub(crate) skipped_frames: u64,
     /// TCP connections seen (distinct endpoint pairs).
-    pub tcp_streams: u64,
+    pub(crate) tcp_streams: u64,
 }
 
 /// Why a run could not go on. Problems inside the input (bad packets, stream errors, a
@@ -191,7 +194,7 @@ pub struct CaptureStats {
 /// [`Summary::errors`].
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Error {
+pub(crate) enum Error {
     /// Reading the input failed.
     Input(io::Error),
     /// Writing the output failed (a closed pipe included).
@@ -225,7 +228,7 @@ impl std::error::Error for Error {
 
 /// Why hex text was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HexError {
+pub(crate) enum HexError {
     /// A character that is neither a hex digit, whitespace nor part of a `0x` prefix, at this
     /// byte offset of the text.
     BadCharacter {
@@ -259,7 +262,7 @@ impl std::error::Error for HexError {}
 
 /// What kind of input a byte prefix announces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InputKind {
+pub(crate) enum InputKind {
     /// Classic pcap (any byte order, micro- or nanosecond timestamps).
     Pcap,
     /// pcapng.
@@ -271,11 +274,11 @@ pub enum InputKind {
 }
 
 /// Bytes [`detect_capture`] needs to recognise a capture.
-pub const MAGIC_LEN: usize = 12;
+pub(crate) const MAGIC_LEN: usize = 12;
 
 /// Recognises a capture file from its first bytes (up to [`MAGIC_LEN`]): classic pcap by its
 /// four magic numbers, pcapng by the section header block type and byte-order magic.
-pub fn detect_capture(prefix: &[u8]) -> Option<InputKind> {
+pub(crate) fn detect_capture(prefix: &[u8]) -> Option<InputKind> {
     const PCAP_MAGICS: [[u8; 4]; 4] = [
         [0xd4, 0xc3, 0xb2, 0xa1],
         [0xa1, 0xb2, 0xc3, 0xd4],
@@ -296,7 +299,7 @@ pub fn detect_capture(prefix: &[u8]) -> Option<InputKind> {
 }
 
 /// Tells how a whole input should be read: a capture, hex text, or raw BIN bytes.
-pub fn detect(input: &[u8]) -> InputKind {
+pub(crate) fn detect(input: &[u8]) -> InputKind {
     if let Some(kind) = detect_capture(input) {
         return kind;
     }
@@ -313,7 +316,7 @@ pub fn detect(input: &[u8]) -> InputKind {
 /// # Errors
 /// [`HexError::BadCharacter`] for anything else, [`HexError::OddDigits`] when the digits do
 /// not make whole bytes.
-pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
+pub(crate) fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
     let bytes = text.as_bytes();
     let mut digits = Vec::with_capacity(bytes.len());
     let mut offset = 0;
@@ -344,7 +347,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, HexError> {
 }
 
 /// Lower-case hex of `bytes`, no separators.
-pub fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
@@ -358,7 +361,11 @@ pub fn to_hex(bytes: &[u8]) -> String {
 ///
 /// # Errors
 /// [`Error::Hex`] for bad hex (nothing is written), [`Error::Output`] when writing fails.
-pub fn decode_hex(text: &str, options: &Options, out: &mut dyn Write) -> Result<Summary, Error> {
+pub(crate) fn decode_hex(
+    text: &str,
+    options: &Options,
+    out: &mut dyn Write,
+) -> Result<Summary, Error> {
     let bytes = parse_hex(text).map_err(Error::Hex)?;
     decode_stream(&bytes, options, out)
 }
@@ -368,7 +375,7 @@ pub fn decode_hex(text: &str, options: &Options, out: &mut dyn Write) -> Result<
 ///
 /// # Errors
 /// [`Error::Output`] when writing fails.
-pub fn decode_stream(
+pub(crate) fn decode_stream(
     bytes: &[u8],
     options: &Options,
     out: &mut dyn Write,
@@ -386,7 +393,7 @@ pub fn decode_stream(
 /// [`Error::Input`] when reading fails, [`Error::Capture`] when a capture header is
 /// unreadable, [`Error::Hex`] for hex text with an odd digit count, [`Error::Output`] when
 /// writing fails.
-pub fn decode_reader<R: Read>(
+pub(crate) fn decode_reader<R: Read>(
     mut reader: R,
     options: &Options,
     out: &mut dyn Write,
@@ -424,7 +431,11 @@ pub fn decode_reader<R: Read>(
 ///
 /// # Errors
 /// As [`decode_reader`]; [`Error::Input`] also when the file cannot be opened.
-pub fn decode_path(path: &Path, options: &Options, out: &mut dyn Write) -> Result<Summary, Error> {
+pub(crate) fn decode_path(
+    path: &Path,
+    options: &Options,
+    out: &mut dyn Write,
+) -> Result<Summary, Error> {
     if path == Path::new("-") {
         return decode_reader(io::stdin().lock(), options, out);
     }
@@ -437,7 +448,7 @@ pub fn decode_path(path: &Path, options: &Options, out: &mut dyn Write) -> Resul
 /// (0; 1 for a failed `--check`; 2 when the input cannot be read or the output written).
 ///
 /// When standard output is closed early (`| head`), decoding stops quietly with status 0.
-pub fn run(args: &DecodeArgs) -> ExitCode {
+pub(crate) fn run(args: &DecodeArgs) -> ExitCode {
     let options = Options {
         format: args.format,
         reemit: args.reemit,
@@ -776,5 +787,25 @@ mod tests {
     #[test]
     fn hex_encoding_is_lower_case_without_separators() {
         assert_eq!(to_hex(b"P4\x00\xff"), "503400ff");
+    }
+
+    /// The example of the module documentation (a doctest while this was library code).
+    #[test]
+    fn module_example() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::tools::decode::{self, Format, Options};
+        // wire.md §11.1: a PING, twice, as hex.
+        let ping = "5034434b2e00000001001200636c757374657265722d696e7465726e616c00000000010000000100000001000000";
+        let mut out = Vec::new();
+        let options = Options {
+            format: Format::Text,
+            reemit: false,
+        };
+        let summary = decode::decode_hex(&format!("{ping} {ping}"), &options, &mut out)?;
+        assert_eq!(summary.packets, 2);
+        assert_eq!(
+            String::from_utf8(out)?.lines().next(),
+            Some("@0 PING v1 cluster=1 src=1 req_node_list=1")
+        );
+        Ok(())
     }
 }

@@ -8,22 +8,23 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use clusterer_core::{ClusterId, NodeId};
 
-use super::{
-    ColumnNames, DEFAULT_DB_URL, DEFAULT_TABLE, DbError, DbSettings, NewNode, TABLE_VERSION,
-    TableRow, VERSION_TABLE, Value, add_node, init, list, load, remove_node, set_state,
+use clusterer_tokio::db::{
+    ColumnNames, DEFAULT_DB_URL, DEFAULT_TABLE, DbError, DbSettings, NewNode, Provisioning,
+    TABLE_VERSION, TableRow, VERSION_TABLE, Value, add_node, init, list, load, remove_node,
+    set_state,
 };
 
 /// `clusterer db`: the node table of `db_mode = 1`.
 #[derive(Args, Debug, Clone)]
-pub struct DbArgs {
+pub(crate) struct DbArgs {
     /// What to do (boxed: the arguments are large next to the other subcommands').
     #[command(subcommand)]
-    pub command: Box<DbCommand>,
+    pub(crate) command: Box<DbCommand>,
 }
 
 /// The `clusterer db` subcommands.
 #[derive(Subcommand, Debug, Clone)]
-pub enum DbCommand {
+pub(crate) enum DbCommand {
     /// Create the node table (OpenSIPS schema, version 4) and the OpenSIPS `version` table
     /// and row when missing. Idempotent; on an existing table only checks its columns.
     Init(InitArgs),
@@ -42,14 +43,14 @@ pub enum DbCommand {
 /// Where the table is and what its columns are called (the `db_url`, `db_table` and
 /// `*_col` module parameters).
 #[derive(Args, Debug, Clone)]
-pub struct TableArgs {
+pub(crate) struct TableArgs {
     /// Database URL: sqlite://PATH (file created when missing),
     /// postgres://USER[:PASSWORD]@HOST[:PORT]/DB or mysql://USER[:PASSWORD]@HOST[:PORT]/DB.
     #[arg(long, value_name = "URL", default_value = DEFAULT_DB_URL)]
-    pub db_url: String,
+    pub(crate) db_url: String,
     /// Table name (`db_table`), optionally schema.table.
     #[arg(long, value_name = "NAME", default_value = DEFAULT_TABLE)]
-    pub table: String,
+    pub(crate) table: String,
     /// `id_col`.
     #[arg(
         long,
@@ -57,7 +58,7 @@ pub struct TableArgs {
         default_value = "id",
         help_heading = "Column names"
     )]
-    pub id_col: String,
+    pub(crate) id_col: String,
     /// `cluster_id_col`.
     #[arg(
         long,
@@ -65,7 +66,7 @@ pub struct TableArgs {
         default_value = "cluster_id",
         help_heading = "Column names"
     )]
-    pub cluster_id_col: String,
+    pub(crate) cluster_id_col: String,
     /// `node_id_col`.
     #[arg(
         long,
@@ -73,7 +74,7 @@ pub struct TableArgs {
         default_value = "node_id",
         help_heading = "Column names"
     )]
-    pub node_id_col: String,
+    pub(crate) node_id_col: String,
     /// `url_col`.
     #[arg(
         long,
@@ -81,7 +82,7 @@ pub struct TableArgs {
         default_value = "url",
         help_heading = "Column names"
     )]
-    pub url_col: String,
+    pub(crate) url_col: String,
     /// `state_col`.
     #[arg(
         long,
@@ -89,7 +90,7 @@ pub struct TableArgs {
         default_value = "state",
         help_heading = "Column names"
     )]
-    pub state_col: String,
+    pub(crate) state_col: String,
     /// `no_ping_retries_col`.
     #[arg(
         long,
@@ -97,7 +98,7 @@ pub struct TableArgs {
         default_value = "no_ping_retries",
         help_heading = "Column names"
     )]
-    pub no_ping_retries_col: String,
+    pub(crate) no_ping_retries_col: String,
     /// `priority_col`.
     #[arg(
         long,
@@ -105,7 +106,7 @@ pub struct TableArgs {
         default_value = "priority",
         help_heading = "Column names"
     )]
-    pub priority_col: String,
+    pub(crate) priority_col: String,
     /// `sip_addr_col`.
     #[arg(
         long,
@@ -113,7 +114,7 @@ pub struct TableArgs {
         default_value = "sip_addr",
         help_heading = "Column names"
     )]
-    pub sip_addr_col: String,
+    pub(crate) sip_addr_col: String,
     /// `flags_col`.
     #[arg(
         long,
@@ -121,7 +122,7 @@ pub struct TableArgs {
         default_value = "flags",
         help_heading = "Column names"
     )]
-    pub flags_col: String,
+    pub(crate) flags_col: String,
     /// `description_col`.
     #[arg(
         long,
@@ -129,12 +130,12 @@ pub struct TableArgs {
         default_value = "description",
         help_heading = "Column names"
     )]
-    pub description_col: String,
+    pub(crate) description_col: String,
 }
 
 impl TableArgs {
     /// The settings these arguments name.
-    pub fn settings(&self) -> DbSettings {
+    pub(crate) fn settings(&self) -> DbSettings {
         DbSettings {
             url: self.db_url.clone(),
             table: self.table.clone(),
@@ -156,50 +157,50 @@ impl TableArgs {
 
 /// `clusterer db init`.
 #[derive(Args, Debug, Clone)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// The table.
     #[command(flatten)]
-    pub table: TableArgs,
+    pub(crate) table: TableArgs,
 }
 
 /// `clusterer db add-node`.
 #[derive(Args, Debug, Clone)]
-pub struct AddNodeArgs {
+pub(crate) struct AddNodeArgs {
     /// The table.
     #[command(flatten)]
-    pub table: TableArgs,
+    pub(crate) table: TableArgs,
     /// Cluster id (1..=2147483647).
     #[arg(long, value_name = "ID", value_parser = parse_id::<ClusterId>)]
-    pub cluster_id: ClusterId,
+    pub(crate) cluster_id: ClusterId,
     /// Node id (1..=2147483647).
     #[arg(long, value_name = "ID", value_parser = parse_id::<NodeId>)]
-    pub node_id: NodeId,
+    pub(crate) node_id: NodeId,
     /// BIN URL: bin:IP[:PORT] or bins:IP[:PORT] (ports default to 5555 / 5556).
     #[arg(long)]
-    pub url: String,
+    pub(crate) url: String,
     /// Next-hop tie-breaker, lower preferred.
     #[arg(long, default_value_t = clusterer_core::config::DEFAULT_PRIORITY, allow_negative_numbers = true)]
-    pub priority: i32,
+    pub(crate) priority: i32,
     /// Ping retries before the node is declared down.
     #[arg(long, default_value_t = clusterer_core::config::DEFAULT_NO_PING_RETRIES)]
-    pub no_ping_retries: u32,
+    pub(crate) no_ping_retries: u32,
     /// SIP address of the node.
     #[arg(long, value_name = "ADDR")]
-    pub sip_addr: Option<String>,
+    pub(crate) sip_addr: Option<String>,
     /// Flags; `seed` marks a seed node.
     #[arg(long)]
-    pub flags: Option<String>,
+    pub(crate) flags: Option<String>,
     /// Free text.
     #[arg(long)]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// Administrative state: 1 enabled, 0 disabled.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
-    pub state: u8,
+    pub(crate) state: u8,
 }
 
 /// Output format of `clusterer db list`.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListFormat {
+pub(crate) enum ListFormat {
     /// Aligned columns with a header line.
     Table,
     /// A JSON array of objects keyed by column name.
@@ -208,55 +209,55 @@ pub enum ListFormat {
 
 /// `clusterer db list`.
 #[derive(Args, Debug, Clone)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// The table.
     #[command(flatten)]
-    pub table: TableArgs,
+    pub(crate) table: TableArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
-    pub format: ListFormat,
+    pub(crate) format: ListFormat,
 }
 
 /// `clusterer db remove-node`.
 #[derive(Args, Debug, Clone)]
-pub struct NodeArgs {
+pub(crate) struct NodeArgs {
     /// The table.
     #[command(flatten)]
-    pub table: TableArgs,
+    pub(crate) table: TableArgs,
     /// Cluster id.
     #[arg(long, value_name = "ID", value_parser = parse_id::<ClusterId>)]
-    pub cluster_id: ClusterId,
+    pub(crate) cluster_id: ClusterId,
     /// Node id.
     #[arg(long, value_name = "ID", value_parser = parse_id::<NodeId>)]
-    pub node_id: NodeId,
+    pub(crate) node_id: NodeId,
 }
 
 /// `clusterer db set-state`.
 #[derive(Args, Debug, Clone)]
-pub struct SetStateArgs {
+pub(crate) struct SetStateArgs {
     /// The row.
     #[command(flatten)]
-    pub node: NodeArgs,
+    pub(crate) node: NodeArgs,
     /// 1 enabled, 0 disabled.
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1))]
-    pub state: u8,
+    pub(crate) state: u8,
 }
 
 /// `clusterer db check`.
 #[derive(Args, Debug, Clone)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// The table.
     #[command(flatten)]
-    pub table: TableArgs,
+    pub(crate) table: TableArgs,
     /// The node to load the table for (`my_node_id`).
     #[arg(long, value_name = "ID", value_parser = parse_id::<NodeId>)]
-    pub my_node_id: NodeId,
+    pub(crate) my_node_id: NodeId,
 }
 
 /// Runs `clusterer db …`: prints the result on stdout, errors on stderr.
 ///
 /// Exit status 0 on success, 1 on an error (or, for `check`, when a row was skipped).
-pub fn run(args: &DbArgs) -> ExitCode {
+pub(crate) fn run(args: &DbArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -369,7 +370,7 @@ async fn execute(command: &DbCommand) -> Result<(String, bool), DbError> {
 }
 
 /// What `check` prints: each cluster as the node would see it, then the skipped rows.
-fn format_check(me: NodeId, p: &super::Provisioning) -> String {
+fn format_check(me: NodeId, p: &Provisioning) -> String {
     let mut out = String::new();
     if p.clusters.is_empty() {
         let _ = writeln!(out, "node {me} has no row: it is in no cluster");

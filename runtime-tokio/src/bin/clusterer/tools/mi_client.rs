@@ -11,13 +11,13 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Map, Value};
 
-use super::error::MiError;
+use clusterer_tokio::mi::MiError;
 
 /// Where `clusterer mi` sends requests unless told otherwise.
-pub const DEFAULT_URL: &str = "http://127.0.0.1:8888/mi";
+pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:8888/mi";
 
 /// The long help of `clusterer mi`.
-pub const LONG_ABOUT: &str = "\
+pub(crate) const LONG_ABOUT: &str = "\
 Run an MI command on a clusterer daemon (or an OpenSIPS mi_http) over JSON-RPC 2.0.
 
 Parameters:
@@ -49,23 +49,23 @@ does not answer JSON-RPC.";
 
 /// Arguments of `clusterer mi`.
 #[derive(Args, Debug, Clone)]
-pub struct MiArgs {
+pub(crate) struct MiArgs {
     /// MI URL (POST, JSON-RPC 2.0).
     #[arg(long, default_value = DEFAULT_URL)]
-    pub url: String,
+    pub(crate) url: String,
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 10)]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
     /// The MI command (`which` lists them).
-    pub command: String,
+    pub(crate) command: String,
     /// Parameters: `name=value` (named) or bare values (positional); see the long help.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub params: Vec<String>,
+    pub(crate) params: Vec<String>,
 }
 
 /// Why a call got no JSON-RPC answer.
 #[derive(Debug)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     /// The parameters could not be built.
     Params(String),
     /// HTTP failed (connect, timeout, ...).
@@ -94,7 +94,7 @@ impl fmt::Display for ClientError {
 impl std::error::Error for ClientError {}
 
 /// One command-line value as JSON (see [`LONG_ABOUT`]).
-pub fn parse_value(text: &str) -> Value {
+pub(crate) fn parse_value(text: &str) -> Value {
     let digits = text.strip_prefix('-').unwrap_or(text);
     if !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
@@ -130,7 +130,7 @@ fn split_named(arg: &str) -> Option<(&str, bool, &str)> {
 ///
 /// # Errors
 /// A message when named and positional parameters are mixed.
-pub fn build_params(args: &[String]) -> Result<Option<Value>, String> {
+pub(crate) fn build_params(args: &[String]) -> Result<Option<Value>, String> {
     if args.is_empty() {
         return Ok(None);
     }
@@ -174,7 +174,7 @@ pub fn build_params(args: &[String]) -> Result<Option<Value>, String> {
 ///
 /// # Errors
 /// [`ClientError`] when no JSON-RPC response came back.
-pub fn call(
+pub(crate) fn call(
     url: &str,
     method: &str,
     params: Option<Value>,
@@ -239,7 +239,7 @@ pub fn call(
 }
 
 /// `clusterer mi …`: runs the command, prints the result, returns the exit status.
-pub fn run(args: &MiArgs) -> ExitCode {
+pub(crate) fn run(args: &MiArgs) -> ExitCode {
     let params = match build_params(&args.params) {
         Ok(p) => p,
         Err(e) => {

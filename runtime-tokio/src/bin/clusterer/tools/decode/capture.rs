@@ -33,13 +33,13 @@ use pcap_file::{Endianness, TsResolution};
 use super::{CaptureStats, Error, FrameInfo, Origin, ProblemKind, Sink, Timestamp};
 
 /// Most out-of-order bytes held per stream direction before the hole is declared a gap.
-pub const MAX_PENDING_BYTES: usize = 1 << 20;
+pub(crate) const MAX_PENDING_BYTES: usize = 1 << 20;
 /// Most out-of-order segments held per stream direction.
-pub const MAX_PENDING_SEGMENTS: usize = 1024;
+pub(crate) const MAX_PENDING_SEGMENTS: usize = 1024;
 
 /// The two capture file formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CaptureKind {
+pub(crate) enum CaptureKind {
     /// Classic pcap.
     Pcap,
     /// pcapng.
