@@ -216,6 +216,38 @@ impl fmt::Debug for LocalCapability {
 }
 
 impl LocalCapability {
+    /// A newly registered capability: enabled; synced when `startup_sync` is false,
+    /// otherwise not synced until a sync completes.
+    pub fn new(
+        name: &str,
+        startup_sync: bool,
+        condition: NodeMatch,
+        handler: Box<dyn Capability>,
+    ) -> Self {
+        LocalCapability {
+            name: name.into(),
+            startup_sync,
+            condition,
+            enabled: true,
+            ok: !startup_sync,
+            status: if startup_sync {
+                SyncStatus::NotSynced
+            } else {
+                SyncStatus::Synced
+            },
+            pending: None,
+            requested: None,
+            in_progress: None,
+            buffer: VecDeque::new(),
+            tried: Vec::new(),
+            skipped_chunks: 0,
+            rejected_packets: 0,
+            chunks_received_total: 0,
+            reports: ReportRing::default(),
+            handler,
+        }
+    }
+
     /// Capability name.
     pub fn name(&self) -> &str {
         &self.name
@@ -417,20 +449,6 @@ impl Ctx<'_> {
         }
     }
 
-    /// Sets a local capability's OK flag and announces the change of its advertised state.
-    pub(crate) fn set_cap_ok(&mut self, c: &mut Cluster, index: usize, ok: bool) {
-        let Some(cap) = c.capabilities.get_mut(index) else {
-            return;
-        };
-        let before = cap.advertised();
-        cap.ok = ok;
-        let after = cap.advertised();
-        if before != after {
-            let name = cap.name.clone();
-            self.send_single_cap_update(c, &name, after);
-        }
-    }
-
     /// CAP_UPDATE received (behaviour.md §9.3). Blocks about unknown nodes are skipped
     /// instead of aborting the whole message (quirk #14, lenient).
     pub(crate) fn handle_cap_update(
@@ -538,28 +556,7 @@ impl Node {
         if c.capabilities.iter().any(|cap| cap.name == name) {
             return Err(CapabilityError::AlreadyRegistered);
         }
-        let cap = LocalCapability {
-            name: name.into(),
-            startup_sync,
-            condition,
-            enabled: true,
-            ok: !startup_sync,
-            status: if startup_sync {
-                SyncStatus::NotSynced
-            } else {
-                SyncStatus::Synced
-            },
-            pending: None,
-            requested: None,
-            in_progress: None,
-            buffer: VecDeque::new(),
-            tried: Vec::new(),
-            skipped_chunks: 0,
-            rejected_packets: 0,
-            chunks_received_total: 0,
-            reports: ReportRing::default(),
-            handler,
-        };
+        let cap = LocalCapability::new(name, startup_sync, condition, handler);
         // Most recently registered first, as OpenSIPS lists them.
         c.capabilities.insert(0, cap);
         if startup_sync {
@@ -588,32 +585,7 @@ impl Node {
                 .iter()
                 .position(|cap| cap.name == name)
                 .ok_or(CapabilityError::UnknownCapability)?;
-            let cap = &mut c.capabilities[index];
-            if cap.enabled == enabled {
-                return Ok(());
-            }
-            let before = cap.advertised();
-            cap.enabled = enabled;
-            if !enabled {
-                cap.ok = false;
-                cap.pending = None;
-                cap.status = SyncStatus::NotSynced;
-                cap.report(
-                    ctx.now.unix_time,
-                    "Capability disabled via MI, revert to not synced state".into(),
-                );
-                // Live packets are held back from the SYNC_REQ on: release them whether the
-                // sync was running or only requested, or they would wait for a later sync
-                // and be applied after newer ones.
-                let requested = cap.requested.take().is_some();
-                if cap.in_progress.take().is_some() || requested {
-                    ctx.flush_buffer(c, index);
-                }
-            }
-            let after = c.capabilities[index].advertised();
-            if before != after {
-                ctx.send_single_cap_update(c, name, after);
-            }
+            ctx.with_capability(c, index, |cap, port| cap.set_enabled(port, enabled));
             Ok(())
         })
         .unwrap_or(Err(CapabilityError::UnknownCluster))

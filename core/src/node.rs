@@ -26,7 +26,7 @@ use crate::report::ReportRing;
 use crate::rng::Rng;
 use crate::route::Route;
 use crate::shtag::{SharingTag, SharingTags, ShtagSettings};
-use crate::sync::SyncOptions;
+use crate::sync::{SyncOptions, SyncSettings};
 use crate::time::{Instant, Now};
 
 pub(crate) use crate::output::Outputs;
@@ -57,6 +57,16 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// The fixed settings of the sync machines.
+    pub(crate) fn sync_settings(&self) -> SyncSettings {
+        SyncSettings {
+            options: self.sync,
+            packet_size: self.sync_packet_size,
+            seed_fallback_ms: u64::from(self.timers.seed_fallback_interval_s) * 1000,
+            timeout_ms: u64::from(self.timers.sync_timeout_s) * 1000,
+        }
+    }
+
     /// The fixed settings of every cluster's sharing tags.
     pub(crate) fn shtag_settings(&self) -> ShtagSettings {
         ShtagSettings {
