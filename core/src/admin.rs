@@ -74,26 +74,20 @@ impl Node {
         node: Option<NodeId>,
         enabled: bool,
     ) -> Result<(), SetStatusError> {
-        let Node {
-            s, clusters, out, ..
-        } = self;
-        let mut ctx = Ctx { now, s, out };
-        let c = clusters
-            .iter_mut()
-            .find(|c| c.id == cluster)
-            .ok_or(SetStatusError::UnknownCluster)?;
-        match node {
-            None => ctx.set_local_enabled(c, enabled),
-            Some(id) if id == ctx.s.my_id => ctx.set_local_enabled(c, enabled),
-            Some(id) => {
-                if c.node(id).is_none() {
-                    return Err(SetStatusError::UnknownNode);
+        self.with_ctx(now, cluster, |ctx, c| {
+            match node {
+                None => ctx.set_local_enabled(c, enabled),
+                Some(id) if id == ctx.s.my_id => ctx.set_local_enabled(c, enabled),
+                Some(id) => {
+                    if c.node(id).is_none() {
+                        return Err(SetStatusError::UnknownNode);
+                    }
+                    ctx.set_remote_enabled(c, id, enabled);
                 }
-                ctx.set_remote_enabled(c, id, enabled);
             }
-        }
-        ctx.process_node_events(c);
-        Ok(())
+            Ok(())
+        })
+        .unwrap_or(Err(SetStatusError::UnknownCluster))
     }
 }
 
@@ -153,15 +147,16 @@ impl Node {
             for n in c.nodes.iter().filter(|n| n.reachable) {
                 c.pending_node_events.push((n.id, false));
             }
-            let counters = (c.local.ls, c.local.top, c.local.cap);
             c.local = LocalNode::from_config(&cc.local, local_address);
-            (c.local.ls, c.local.top, c.local.cap) = counters;
             c.nodes = nodes
                 .into_iter()
                 .rev()
                 .map(|(n, address)| RemoteNode::from_config(n, address))
                 .collect();
-            c.bump_topology();
+            // Local links and remote knowledge start again; our own LS, FULL_TOP and
+            // CAP_UPDATE counters are kept by the machines.
+            c.topology.reset(c.nodes.iter().map(|n| (n.id, n.priority)));
+            c.adverts.reset(c.nodes.iter().map(|n| n.id));
             ctx.refresh_reachability(c);
             ctx.process_node_events(c);
         }

@@ -8,19 +8,16 @@
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::cluster::Cluster;
-use crate::id::{ClusterId, NodeId};
-use crate::link::LinkState;
-use crate::message::{CapUpdate, CapabilityBlock, CapabilityState, InternalBody, ModulePacket};
-use crate::node::{Ctx, Node};
+use crate::id::NodeId;
+use crate::message::{CapUpdate, CapabilityBlock, CapabilityState, ModulePacket};
+use crate::output::DropReason;
 use crate::report::ReportRing;
 use crate::stamp::{Freshness, SeqStamp};
-use crate::time::{Instant, Now};
+use crate::time::Instant;
 
 /// Prefix of the pseudo-capability by which a node advertises that it takes part in the
 /// election of a sharing tag (`shtag-election:<tag>`). OpenSIPS peers store it like any
@@ -88,7 +85,7 @@ pub enum CapabilityEvent {
 }
 
 /// The data path of a capability. Implemented by the application (e.g. the replicated
-/// cache of the daemon) and registered with [`Node::register_capability`]; the node calls
+/// cache of the daemon) and registered with [`Node::register_capability`](crate::Node::register_capability); the node calls
 /// it synchronously from its `handle_*` methods.
 pub trait Capability: Send {
     /// The data version written in SYNC packets (the module's BIN version).
@@ -368,50 +365,193 @@ impl fmt::Display for CapabilityError {
 
 impl core::error::Error for CapabilityError {}
 
-impl Ctx<'_> {
-    /// The local block of a CAP_UPDATE: every local capability with its advertised state,
-    /// then the election adverts of sharing tags.
-    fn local_cap_block(&self, c: &Cluster) -> Option<CapabilityBlock> {
-        let mut capabilities: Vec<CapabilityState> = c
-            .capabilities
+/// What one other node advertises (its blocks of CAP_UPDATE).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NodeAdverts {
+    id: NodeId,
+    /// Its CAP_UPDATE (seq, timestamp) as last accepted.
+    stamp: SeqStamp,
+    caps: Vec<RemoteCapability>,
+}
+
+/// What an accepted CAP_UPDATE asks of the coordinator (it floods the update, without the
+/// reply flag, in any case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapEffect {
+    /// The originator restarted (its counter started again): it holds no tag any more.
+    pub restarted: bool,
+    /// Some capability became synced somewhere: a queued sync request may find a donor.
+    pub newly_ok: bool,
+    /// The originator asks for our full CAP_UPDATE.
+    pub reply: bool,
+}
+
+/// The capability adverts of one cluster (behaviour.md §9.3): the local node's CAP_UPDATE
+/// counter and what every other node advertises, learned from CAP_UPDATEs. A state machine
+/// of its own: CAP_UPDATEs in, [`CapEffect`]s and the updates to send out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adverts {
+    me: NodeId,
+    counter: SeqStamp,
+    /// Every other node, in node-list order.
+    nodes: Vec<NodeAdverts>,
+}
+
+impl Adverts {
+    /// The adverts of local node `me`, knowing nobody yet.
+    pub fn new(me: NodeId) -> Self {
+        Adverts {
+            me,
+            counter: SeqStamp::default(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// A node joins the node list at `index`, advertising nothing yet.
+    pub fn insert_node(&mut self, index: usize, id: NodeId) {
+        self.nodes.insert(
+            index,
+            NodeAdverts {
+                id,
+                stamp: SeqStamp::default(),
+                caps: Vec::new(),
+            },
+        );
+    }
+
+    /// A node is forgotten.
+    pub fn remove_node(&mut self, id: NodeId) {
+        self.nodes.retain(|n| n.id != id);
+    }
+
+    /// The node list was provisioned anew: remote adverts are forgotten, our counter kept.
+    pub fn reset(&mut self, ids: impl IntoIterator<Item = NodeId>) {
+        self.nodes.clear();
+        for id in ids {
+            self.insert_node(self.nodes.len(), id);
+        }
+    }
+
+    /// What `id` advertises (empty for an unknown node).
+    pub fn of(&self, id: NodeId) -> &[RemoteCapability] {
+        self.nodes
             .iter()
-            .map(|cap| CapabilityState {
-                name: cap.name.clone(),
-                ok: cap.advertised(),
-            })
-            .collect();
-        capabilities.extend(c.shtags.election_tags().map(|t| CapabilityState {
-            name: format!("{ELECTION_CAPABILITY_PREFIX}{t}"),
-            ok: true,
-        }));
-        (!capabilities.is_empty()).then_some(CapabilityBlock {
-            node: self.s.my_id,
-            capabilities,
+            .find(|n| n.id == id)
+            .map_or(&[], |n| n.caps.as_slice())
+    }
+
+    /// Whether `id` advertises `capability` synced.
+    pub fn advertises_ok(&self, id: NodeId, capability: &str) -> bool {
+        self.of(id).iter().any(|r| r.name == capability && r.ok)
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> Option<&mut NodeAdverts> {
+        self.nodes.iter_mut().find(|n| n.id == id)
+    }
+
+    /// Remembers that `requester` asked for `capability` while unreachable: the reply goes
+    /// out when it comes up.
+    ///
+    /// # Errors
+    /// [`DropReason::UnknownSource`] for an unknown node, [`DropReason::UnknownCapability`]
+    /// when it does not advertise the capability; nothing changed.
+    pub fn defer_sync_reply(
+        &mut self,
+        requester: NodeId,
+        capability: &str,
+    ) -> Result<(), DropReason> {
+        let n = self.node_mut(requester).ok_or(DropReason::UnknownSource)?;
+        let r = n
+            .caps
+            .iter_mut()
+            .find(|r| r.name == capability)
+            .ok_or(DropReason::UnknownCapability)?;
+        r.sync_reply_pending = true;
+        Ok(())
+    }
+
+    /// The capabilities `node` asked a sync of while unreachable (the marks are cleared).
+    pub fn take_deferred_replies(&mut self, node: NodeId) -> Vec<String> {
+        let mut names = Vec::new();
+        if let Some(n) = self.node_mut(node) {
+            for r in &mut n.caps {
+                if core::mem::take(&mut r.sync_reply_pending) {
+                    names.push(r.name.clone());
+                }
+            }
+        }
+        names
+    }
+
+    /// CAP_UPDATE from `origin` (behaviour.md §9.3). Blocks about unknown nodes are
+    /// skipped instead of aborting the whole message (quirk #14, lenient).
+    ///
+    /// # Errors
+    /// [`DropReason::UnknownSource`], [`DropReason::StaleUpdate`]; nothing changed.
+    pub fn on_cap_update(
+        &mut self,
+        origin: NodeId,
+        u: &CapUpdate,
+    ) -> Result<CapEffect, DropReason> {
+        let o = self.node_mut(origin).ok_or(DropReason::UnknownSource)?;
+        let restarted = match o.stamp.check(u.seq, u.timestamp, false) {
+            Freshness::Fresh => false,
+            Freshness::Restarted => true,
+            Freshness::Stale | Freshness::Equal => return Err(DropReason::StaleUpdate),
+        };
+        let me = self.me;
+        let mut newly_ok = false;
+        for block in &u.nodes {
+            if block.node == me {
+                continue;
+            }
+            let Some(n) = self.node_mut(block.node) else {
+                continue;
+            };
+            for state in &block.capabilities {
+                match n.caps.iter_mut().find(|r| r.name == state.name) {
+                    Some(r) => {
+                        newly_ok |= state.ok && !r.ok;
+                        r.ok = state.ok;
+                    }
+                    None => {
+                        newly_ok |= state.ok;
+                        n.caps.push(RemoteCapability {
+                            name: state.name.clone(),
+                            ok: state.ok,
+                            sync_reply_pending: false,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(CapEffect {
+            restarted,
+            newly_ok,
+            reply: u.require_reply,
         })
     }
 
-    /// Sends the full CAP_UPDATE to `dest` (behaviour.md §9.3): the local block, then every
-    /// other node with a known capability except `dest`; nothing when there is nothing to
-    /// report.
-    pub(crate) fn send_full_cap_update(
+    /// The full CAP_UPDATE to `dest` (behaviour.md §9.3): `local` (our own block), then
+    /// every other node with a known capability except `dest`, stamped at UNIX time `unix`;
+    /// `None` (and no counter increment) when there is nothing to report.
+    pub fn full_update(
         &mut self,
-        c: &mut Cluster,
+        local: Option<CapabilityBlock>,
         dest: NodeId,
+        unix: i32,
         require_reply: bool,
-    ) {
-        let mut nodes = Vec::new();
-        if let Some(block) = self.local_cap_block(c) {
-            nodes.push(block);
-        }
-        for n in c
+    ) -> Option<CapUpdate> {
+        let mut nodes: Vec<CapabilityBlock> = local.into_iter().collect();
+        for n in self
             .nodes
             .iter()
-            .filter(|n| n.id != dest && !n.capabilities.is_empty())
+            .filter(|n| n.id != dest && !n.caps.is_empty())
         {
             nodes.push(CapabilityBlock {
                 node: n.id,
                 capabilities: n
-                    .capabilities
+                    .caps
                     .iter()
                     .map(|r| CapabilityState {
                         name: r.name.clone(),
@@ -421,199 +561,48 @@ impl Ctx<'_> {
             });
         }
         if nodes.is_empty() {
-            return;
+            return None;
         }
-        let stamp = c.local.cap.next(self.now.unix_wire());
-        let u = cap_update(stamp, nodes, require_reply, self.s.my_id);
-        self.send_internal(c, dest, InternalBody::CapUpdate(u));
+        let stamp = self.counter.next(unix);
+        Some(self.update(stamp, nodes, require_reply))
     }
 
-    /// Sends the single CAP_UPDATE for one local capability's new advertised state to every
-    /// UP neighbour; nothing (and no counter increment) without one.
-    pub(crate) fn send_single_cap_update(&mut self, c: &mut Cluster, name: &str, ok: bool) {
-        let targets: Vec<NodeId> = c.up_neighbours().map(|n| n.id).collect();
-        if targets.is_empty() {
-            return;
+    /// The single CAP_UPDATE for one local capability's new advertised state; `None` (and
+    /// no counter increment) when `told` is false (no UP neighbour).
+    pub fn single_update(
+        &mut self,
+        name: &str,
+        ok: bool,
+        unix: i32,
+        told: bool,
+    ) -> Option<CapUpdate> {
+        if !told {
+            return None;
         }
-        let stamp = c.local.cap.next(self.now.unix_wire());
+        let stamp = self.counter.next(unix);
         let block = CapabilityBlock {
-            node: self.s.my_id,
+            node: self.me,
             capabilities: alloc::vec![CapabilityState {
                 name: name.into(),
                 ok
             }],
         };
-        let u = cap_update(stamp, alloc::vec![block], false, self.s.my_id);
-        for to in targets {
-            self.send_internal(c, to, InternalBody::CapUpdate(u.clone()));
-        }
+        Some(self.update(stamp, alloc::vec![block], false))
     }
 
-    /// CAP_UPDATE received (behaviour.md §9.3). Blocks about unknown nodes are skipped
-    /// instead of aborting the whole message (quirk #14, lenient).
-    pub(crate) fn handle_cap_update(
-        &mut self,
-        c: &mut Cluster,
-        origin: NodeId,
-        u: CapUpdate,
-    ) -> Result<(), crate::output::DropReason> {
-        let Some(o) = c.node_mut(origin) else {
-            return Err(crate::output::DropReason::UnknownSource);
-        };
-        let restarted = match o.cap.check(u.seq, u.timestamp, false) {
-            Freshness::Fresh => false,
-            Freshness::Restarted => true,
-            Freshness::Stale | Freshness::Equal => {
-                return Err(crate::output::DropReason::StaleUpdate);
-            }
-        };
-        if restarted {
-            // A restarted node holds no tag active, even if we never saw it unreachable.
-            c.shtags.forget_announcer(origin);
+    fn update(
+        &self,
+        stamp: SeqStamp,
+        nodes: Vec<CapabilityBlock>,
+        require_reply: bool,
+    ) -> CapUpdate {
+        CapUpdate {
+            seq: stamp.seq,
+            timestamp: stamp.timestamp,
+            nodes,
+            require_reply,
+            path: alloc::vec![self.me],
         }
-        let me = self.s.my_id;
-        let mut newly_ok = false;
-        for block in &u.nodes {
-            if block.node == me {
-                continue;
-            }
-            let Some(n) = c.node_mut(block.node) else {
-                continue;
-            };
-            for state in &block.capabilities {
-                match n.capabilities.iter_mut().find(|r| r.name == state.name) {
-                    Some(r) => {
-                        newly_ok |= state.ok && !r.ok;
-                        r.ok = state.ok;
-                    }
-                    None => {
-                        newly_ok |= state.ok;
-                        n.capabilities.push(RemoteCapability {
-                            name: state.name.clone(),
-                            ok: state.ok,
-                            sync_reply_pending: false,
-                        });
-                    }
-                }
-            }
-        }
-        if newly_ok {
-            // A donor may have appeared for a queued request.
-            self.resolve_pending_syncs(c);
-        }
-        self.with_shtags(c, |tags, port| tags.reevaluate(port));
-        if u.require_reply {
-            self.send_full_cap_update(c, origin, false);
-        }
-        let mut u = u;
-        u.require_reply = false;
-        self.flood(c, origin, InternalBody::CapUpdate(u));
-        Ok(())
-    }
-}
-
-fn cap_update(
-    stamp: SeqStamp,
-    nodes: Vec<CapabilityBlock>,
-    require_reply: bool,
-    me: NodeId,
-) -> CapUpdate {
-    CapUpdate {
-        seq: stamp.seq,
-        timestamp: stamp.timestamp,
-        nodes,
-        require_reply,
-        path: alloc::vec![me],
-    }
-}
-
-impl Node {
-    /// Registers a capability in `cluster` (`cl_register_cap`). It starts enabled; synced
-    /// when `startup_sync` is false, otherwise a sync is requested at once (queued until a
-    /// donor appears).
-    ///
-    /// # Errors
-    /// [`CapabilityError`]; nothing changed.
-    pub fn register_capability(
-        &mut self,
-        now: Now,
-        cluster: ClusterId,
-        name: &str,
-        startup_sync: bool,
-        condition: NodeMatch,
-        handler: Box<dyn Capability>,
-    ) -> Result<(), CapabilityError> {
-        if name.is_empty()
-            || name == crate::message::CAPABILITY_INTERNAL
-            || name == crate::message::CAPABILITY_EXTRA
-            || name.starts_with(ELECTION_CAPABILITY_PREFIX)
-        {
-            return Err(CapabilityError::ReservedName);
-        }
-        let c = self
-            .cluster_mut(cluster)
-            .ok_or(CapabilityError::UnknownCluster)?;
-        if c.capabilities.iter().any(|cap| cap.name == name) {
-            return Err(CapabilityError::AlreadyRegistered);
-        }
-        let cap = LocalCapability::new(name, startup_sync, condition, handler);
-        // Most recently registered first, as OpenSIPS lists them.
-        c.capabilities.insert(0, cap);
-        if startup_sync {
-            let _ = self.request_sync(now, cluster, name);
-        }
-        Ok(())
-    }
-
-    /// `clusterer_set_cap_status` (behaviour.md §9.9). Disabling clears the synced state
-    /// (status −3, report `Capability disabled via MI, revert to not synced state`) and
-    /// advertises state 0; enabling advertises the real state (quirk #6 fixed) and starts
-    /// no sync.
-    ///
-    /// # Errors
-    /// [`CapabilityError::UnknownCluster`] or [`CapabilityError::UnknownCapability`].
-    pub fn set_capability_enabled(
-        &mut self,
-        now: Now,
-        cluster: ClusterId,
-        name: &str,
-        enabled: bool,
-    ) -> Result<(), CapabilityError> {
-        self.with_ctx(now, cluster, |ctx, c| {
-            let index = c
-                .capabilities
-                .iter()
-                .position(|cap| cap.name == name)
-                .ok_or(CapabilityError::UnknownCapability)?;
-            ctx.with_capability(c, index, |cap, port| cap.set_enabled(port, enabled));
-            Ok(())
-        })
-        .unwrap_or(Err(CapabilityError::UnknownCluster))
-    }
-
-    /// `get_my_index` (behaviour.md §9.10): the local node's position in the sorted set of
-    /// itself and every reachable node advertising `capability` synced, and the set size.
-    pub fn my_index(&mut self, cluster: ClusterId, capability: &str) -> Option<(usize, usize)> {
-        let me = self.s.my_id;
-        let rerouting = self.s.rerouting;
-        let c = self.cluster_mut(cluster)?;
-        c.refresh_routes();
-        let mut ids: Vec<NodeId> = c
-            .nodes
-            .iter()
-            .filter(|n| n.capabilities.iter().any(|r| r.name == capability && r.ok))
-            .filter(|n| c.cached_route(n.id, rerouting).is_some())
-            .map(|n| n.id)
-            .collect();
-        ids.push(me);
-        ids.sort();
-        let index = ids.iter().filter(|&&id| id < me).count();
-        Some((index, ids.len()))
-    }
-
-    /// Whether the link state allows using `node` directly (for tests and MI).
-    pub fn link_state(&self, cluster: ClusterId, node: NodeId) -> Option<LinkState> {
-        self.cluster(cluster)?.node(node).map(|n| n.link_state())
     }
 }
 
@@ -644,5 +633,158 @@ mod tests {
         assert_eq!(SyncStatus::SyncPending.code(), -2);
         assert_eq!(SyncStatus::SyncInProgress.details(), "sync in progress");
         assert_eq!(SyncStatus::Synced.code(), 1);
+    }
+
+    // ---- the adverts machine (behaviour.md §9.3) ----
+
+    fn n(id: u32) -> NodeId {
+        NodeId::new(id).unwrap()
+    }
+
+    fn adverts(peers: &[u32]) -> Adverts {
+        let mut a = Adverts::new(n(1));
+        for &p in peers {
+            a.insert_node(a.nodes.len(), n(p));
+        }
+        a
+    }
+
+    fn block(node: u32, caps: &[(&str, bool)]) -> CapabilityBlock {
+        CapabilityBlock {
+            node: n(node),
+            capabilities: caps
+                .iter()
+                .map(|&(name, ok)| CapabilityState {
+                    name: name.into(),
+                    ok,
+                })
+                .collect(),
+        }
+    }
+
+    fn update(seq: i32, ts: i32, nodes: Vec<CapabilityBlock>, reply: bool) -> CapUpdate {
+        CapUpdate {
+            seq,
+            timestamp: ts,
+            nodes,
+            require_reply: reply,
+            path: alloc::vec![],
+        }
+    }
+
+    #[test]
+    fn a_cap_update_stores_adverts_and_says_when_one_became_synced() {
+        let mut a = adverts(&[2, 3]);
+        let u = update(0, 100, alloc::vec![block(2, &[("kv", false)])], true);
+        let e = a.on_cap_update(n(2), &u).unwrap();
+        assert_eq!(
+            e,
+            CapEffect {
+                restarted: false,
+                newly_ok: false,
+                reply: true
+            }
+        );
+        assert!(!a.advertises_ok(n(2), "kv"));
+        let u = update(
+            1,
+            100,
+            alloc::vec![block(2, &[("kv", true)]), block(3, &[("kv", true)])],
+            false,
+        );
+        assert!(a.on_cap_update(n(2), &u).unwrap().newly_ok);
+        assert!(a.advertises_ok(n(2), "kv") && a.advertises_ok(n(3), "kv"));
+        assert_eq!(a.on_cap_update(n(2), &u), Err(DropReason::StaleUpdate));
+    }
+
+    #[test]
+    fn blocks_about_us_or_unknown_nodes_are_skipped_not_fatal() {
+        let mut a = adverts(&[2]);
+        let u = update(
+            0,
+            100,
+            alloc::vec![
+                block(1, &[("kv", true)]),
+                block(9, &[("kv", true)]),
+                block(2, &[("kv", true)])
+            ],
+            false,
+        );
+        assert!(a.on_cap_update(n(2), &u).unwrap().newly_ok);
+        assert!(a.of(n(1)).is_empty() && a.of(n(9)).is_empty());
+        assert_eq!(
+            a.on_cap_update(n(9), &update(0, 1, alloc::vec![], false)),
+            Err(DropReason::UnknownSource)
+        );
+    }
+
+    #[test]
+    fn a_counter_that_starts_again_with_a_newer_timestamp_is_a_restart() {
+        let mut a = adverts(&[2]);
+        a.on_cap_update(n(2), &update(7, 100, alloc::vec![], false))
+            .unwrap();
+        let e = a
+            .on_cap_update(n(2), &update(0, 200, alloc::vec![], false))
+            .unwrap();
+        assert!(e.restarted);
+    }
+
+    #[test]
+    fn the_full_update_lists_us_then_every_other_node_but_the_destination() {
+        let mut a = adverts(&[2, 3]);
+        a.on_cap_update(
+            n(3),
+            &update(0, 1, alloc::vec![block(3, &[("kv", true)])], false),
+        )
+        .unwrap();
+        a.on_cap_update(
+            n(2),
+            &update(0, 1, alloc::vec![block(2, &[("kv", false)])], false),
+        )
+        .unwrap();
+        let u = a
+            .full_update(Some(block(1, &[("kv", true)])), n(3), 50, true)
+            .unwrap();
+        let nodes: Vec<u32> = u.nodes.iter().map(|b| b.node.get()).collect();
+        assert_eq!(nodes, [1, 2]);
+        assert!(u.require_reply);
+        assert_eq!((u.seq, u.timestamp), (0, 50));
+        // Nothing to report: no update and the counter stays.
+        let mut empty = adverts(&[2]);
+        assert!(empty.full_update(None, n(2), 50, false).is_none());
+        assert_eq!(
+            empty.single_update("kv", true, 50, true).map(|u| u.seq),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn a_single_update_without_listeners_does_not_count() {
+        let mut a = adverts(&[2]);
+        assert!(a.single_update("kv", true, 50, false).is_none());
+        let u = a.single_update("kv", true, 51, true).unwrap();
+        assert_eq!(u.seq, 0, "the counter did not move for the untold change");
+        assert_eq!(u.nodes, [block(1, &[("kv", true)])]);
+    }
+
+    #[test]
+    fn a_deferred_sync_reply_is_handed_out_once() {
+        let mut a = adverts(&[2]);
+        assert_eq!(
+            a.defer_sync_reply(n(2), "kv"),
+            Err(DropReason::UnknownCapability)
+        );
+        a.on_cap_update(
+            n(2),
+            &update(0, 1, alloc::vec![block(2, &[("kv", false)])], false),
+        )
+        .unwrap();
+        a.defer_sync_reply(n(2), "kv").unwrap();
+        assert_eq!(a.take_deferred_replies(n(2)), ["kv"]);
+        assert!(a.take_deferred_replies(n(2)).is_empty());
+        assert_eq!(
+            a.defer_sync_reply(n(9), "kv"),
+            Err(DropReason::UnknownSource)
+        );
     }
 }

@@ -1,19 +1,22 @@
-//! The per-cluster node table (behaviour.md §1.2): the local node's record, the list of
-//! other nodes with their links and gossiped adjacency, sequence state, the route cache and
-//! the per-cluster capabilities and sharing tags. Read-only accessors here serve MI and API
-//! queries.
+//! One cluster of the local node: its node table (behaviour.md §1.2: the local node's
+//! record and the other nodes with their links) and the state machines that run per
+//! cluster: the [`Topology`], the capability [`Adverts`], the local capabilities with
+//! their sync, and the [`SharingTags`]. The coordinator (the `coordinator` module and the
+//! `node` module's cluster procedures) drives them; read-only accessors here serve MI and
+//! API queries.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::address::NodeAddress;
-use crate::capability::{LocalCapability, RemoteCapability};
+use crate::capability::{Adverts, LocalCapability, RemoteCapability};
 use crate::config::NodeConfig;
 use crate::id::{ClusterId, NodeId};
 use crate::link::{Link, LinkState};
-use crate::route::{Route, RouteNode, RouteTable};
+use crate::route::Route;
 use crate::shtag::{SharingTag, SharingTags, ShtagSettings};
-use crate::stamp::{Freshness, SeqStamp};
+use crate::stamp::SeqStamp;
+use crate::topology::Topology;
 
 /// Another node of a cluster, as the local node knows it.
 #[derive(Clone, Debug)]
@@ -28,35 +31,10 @@ pub struct RemoteNode {
     pub(crate) no_ping_retries: u32,
     pub(crate) enabled: bool,
     pub(crate) link: Link,
-    /// The node's UP links as it reported them, most recently added first.
-    pub(crate) adjacency: Vec<NodeId>,
-    pub(crate) ls: SeqStamp,
-    pub(crate) top: SeqStamp,
-    pub(crate) cap: SeqStamp,
     /// The ids listed in its last PONG (nodes it already knows).
     pub(crate) pong_list: Vec<NodeId>,
     /// Reachability as last reported through events.
     pub(crate) reachable: bool,
-    /// Capabilities it advertises (learned from CAP_UPDATE).
-    pub(crate) capabilities: Vec<RemoteCapability>,
-    /// LS_UPDATE seqs seen below the highest: bit i = seq `ls.seq − i` (anti-replay window).
-    pub(crate) ls_window: u64,
-    /// Per neighbour of this node: the seq of the last LS_UPDATE applied about it.
-    pub(crate) ls_applied: Vec<(NodeId, i32)>,
-    /// Seq of the last full adjacency snapshot applied (FULL_TOP_UPDATE entry).
-    pub(crate) ls_floor: i32,
-}
-
-/// What to do with a received LS_UPDATE (see [`RemoteNode::ls_verdict`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LsVerdict {
-    /// Seen before or too old: drop, do not flood.
-    Drop,
-    /// First time seen: flood it; apply it when `apply`.
-    Take {
-        /// Newer than what is known about that neighbour.
-        apply: bool,
-    },
 }
 
 impl RemoteNode {
@@ -79,16 +57,8 @@ impl RemoteNode {
             no_ping_retries,
             enabled: true,
             link: Link::new(),
-            adjacency: Vec::new(),
-            ls: SeqStamp::default(),
-            top: SeqStamp::default(),
-            cap: SeqStamp::default(),
             pong_list: Vec::new(),
             reachable: false,
-            capabilities: Vec::new(),
-            ls_window: 0,
-            ls_applied: Vec::new(),
-            ls_floor: -1,
         }
     }
 
@@ -105,89 +75,6 @@ impl RemoteNode {
         n.description = c.description.clone();
         n.enabled = c.enabled;
         n
-    }
-
-    /// Classifies an LS_UPDATE (seq, timestamp) about `neighbour` from this node.
-    ///
-    /// All of a node's link changes share one counter, so an update overtaken on the way by
-    /// a newer one about *another* link is still news. OpenSIPS drops it as stale and the
-    /// adjacency list stays wrong while the links stay up; here a 64-entry window of seen
-    /// seqs decides whether it was seen (drop) or not (flood), and a per-neighbour counter
-    /// decides whether it is newer than what we know about that link (apply).
-    pub(crate) fn ls_verdict(&mut self, seq: i32, timestamp: i32, neighbour: NodeId) -> LsVerdict {
-        let before = self.ls.seq;
-        let verdict = match self.ls.check(seq, timestamp, false) {
-            fresh @ (Freshness::Fresh | Freshness::Restarted) => {
-                self.ls_moved(fresh, before);
-                LsVerdict::Take { apply: true }
-            }
-            Freshness::Equal => LsVerdict::Drop,
-            Freshness::Stale => {
-                let offset = before.wrapping_sub(seq);
-                let known = timestamp >= self.ls.incarnation && (1..64).contains(&offset);
-                match u32::try_from(offset) {
-                    Ok(bit) if known && self.ls_window & (1u64 << bit) == 0 => {
-                        self.ls_window |= 1u64 << bit;
-                        let last = self
-                            .ls_applied
-                            .iter()
-                            .find(|(n, _)| *n == neighbour)
-                            .map(|(_, s)| *s);
-                        LsVerdict::Take {
-                            apply: seq > self.ls_floor && last.is_none_or(|l| seq > l),
-                        }
-                    }
-                    _ => LsVerdict::Drop,
-                }
-            }
-        };
-        if let LsVerdict::Take { apply: true } = verdict {
-            match self.ls_applied.iter_mut().find(|(n, _)| *n == neighbour) {
-                Some(entry) => entry.1 = seq,
-                None => self.ls_applied.push((neighbour, seq)),
-            }
-        }
-        verdict
-    }
-
-    /// Moves the window after the stored ls pair advanced from seq `before` (`Fresh`) or
-    /// the node restarted (`Restarted`: everything known about its links is void).
-    pub(crate) fn ls_moved(&mut self, how: Freshness, before: i32) {
-        match how {
-            Freshness::Fresh => {
-                let shift = u32::try_from(self.ls.seq.wrapping_sub(before)).unwrap_or(64);
-                self.ls_window = if before < 0 || shift >= 64 {
-                    1
-                } else {
-                    (self.ls_window << shift) | 1
-                };
-            }
-            Freshness::Restarted => {
-                self.ls_window = 1;
-                self.ls_applied.clear();
-                self.ls_floor = -1;
-            }
-            Freshness::Stale | Freshness::Equal => {}
-        }
-    }
-
-    /// The node restarted at `incarnation` (UNIX seconds) and has sent no LS_UPDATE since:
-    /// its link-state counter and the windows over it start again; third-party entries
-    /// older than `incarnation` are stale from now on.
-    pub(crate) fn restart_ls(&mut self, incarnation: i32) {
-        self.ls = SeqStamp {
-            incarnation,
-            ..SeqStamp::default()
-        };
-        self.ls_window = 0;
-        self.ls_applied.clear();
-        self.ls_floor = -1;
-    }
-
-    /// Records that a full adjacency list as of `seq` was applied (FULL_TOP_UPDATE entry):
-    /// older LS_UPDATEs no longer apply.
-    pub(crate) fn ls_snapshot(&mut self, seq: i32) {
-        self.ls_floor = self.ls_floor.max(seq);
     }
 
     /// Node id.
@@ -245,24 +132,9 @@ impl RemoteNode {
         &self.link
     }
 
-    /// Its UP links as gossiped, most recently added first.
-    pub fn adjacency(&self) -> &[NodeId] {
-        &self.adjacency
-    }
-
-    /// Its link-state (seq, timestamp) as last accepted.
-    pub fn ls_stamp(&self) -> SeqStamp {
-        self.ls
-    }
-
     /// Whether it is reachable (has a next hop), as last evaluated.
     pub fn is_reachable(&self) -> bool {
         self.reachable
-    }
-
-    /// Capabilities it advertises.
-    pub fn capabilities(&self) -> &[RemoteCapability] {
-        &self.capabilities
     }
 }
 
@@ -279,13 +151,6 @@ pub struct LocalNode {
     pub(crate) no_ping_retries: u32,
     pub(crate) seed: bool,
     pub(crate) enabled: bool,
-    /// Own counters (start at −1).
-    pub(crate) ls: SeqStamp,
-    pub(crate) top: SeqStamp,
-    /// Own CAP_UPDATE counter.
-    pub(crate) cap: SeqStamp,
-    /// Own UP links, most recently added first.
-    pub(crate) adjacency: Vec<NodeId>,
 }
 
 impl LocalNode {
@@ -301,10 +166,6 @@ impl LocalNode {
             no_ping_retries: c.no_ping_retries,
             seed: c.seed,
             enabled: c.enabled,
-            ls: SeqStamp::default(),
-            top: SeqStamp::default(),
-            cap: SeqStamp::default(),
-            adjacency: Vec::new(),
         }
     }
 
@@ -343,11 +204,6 @@ impl LocalNode {
         self.enabled
     }
 
-    /// Own UP links, most recently added first.
-    pub fn adjacency(&self) -> &[NodeId] {
-        &self.adjacency
-    }
-
     /// DB row id.
     pub fn db_id(&self) -> Option<i64> {
         self.db_id
@@ -366,9 +222,10 @@ pub struct Cluster {
     pub(crate) local: LocalNode,
     /// Node list in OpenSIPS order: most recently inserted first.
     pub(crate) nodes: Vec<RemoteNode>,
-    pub(crate) topology_version: u64,
-    pub(crate) routes: RouteTable,
-    pub(crate) routes_version: u64,
+    /// The topology gossip machine (same node order as `nodes`).
+    pub(crate) topology: Topology,
+    /// The capability adverts machine (same node order as `nodes`).
+    pub(crate) adverts: Adverts,
     /// Reachability changes waiting for event processing, in order.
     pub(crate) pending_node_events: Vec<(NodeId, bool)>,
     /// Local capabilities, most recently registered first.
@@ -381,11 +238,10 @@ impl Cluster {
     pub(crate) fn new(id: ClusterId, local: LocalNode, shtags: ShtagSettings) -> Self {
         Cluster {
             id,
+            topology: Topology::new(local.id),
+            adverts: Adverts::new(local.id),
             local,
             nodes: Vec::new(),
-            topology_version: 0,
-            routes: RouteTable::default(),
-            routes_version: u64::MAX,
             pending_node_events: Vec::new(),
             capabilities: Vec::new(),
             shtags: SharingTags::new([], shtags),
@@ -433,7 +289,55 @@ impl Cluster {
 
     /// Increases on every change of any adjacency list.
     pub fn topology_version(&self) -> u64 {
-        self.topology_version
+        self.topology.version()
+    }
+
+    /// The topology as the local node knows it (adjacency lists, stamps, routes).
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The capabilities `id` advertises (learned from CAP_UPDATE; empty for an unknown
+    /// node).
+    pub fn remote_capabilities(&self, id: NodeId) -> &[RemoteCapability] {
+        self.adverts.of(id)
+    }
+
+    /// The local node's UP links, most recently added first.
+    pub fn local_adjacency(&self) -> &[NodeId] {
+        self.topology.local_adjacency()
+    }
+
+    /// `id`'s UP links as gossiped, most recently added first (empty for an unknown node).
+    pub fn adjacency(&self, id: NodeId) -> &[NodeId] {
+        self.topology.node(id).map_or(&[], |n| n.adjacency())
+    }
+
+    /// `id`'s link-state (seq, timestamp) as last accepted.
+    pub fn ls_stamp(&self, id: NodeId) -> Option<SeqStamp> {
+        self.topology.node(id).map(|n| n.ls_stamp())
+    }
+
+    /// Every node's neighbours as `clusterer_list_topology` shows them (behaviour.md §15):
+    /// the local node with its UP links first, then every other node in list order with
+    /// its gossiped list plus the local node when our link to it is UP — the lists our
+    /// FULL_TOP_UPDATE carries ([`Topology::listed_neighbours`]).
+    pub fn topology_view(&self) -> Vec<(NodeId, Vec<NodeId>)> {
+        let mut view = Vec::with_capacity(self.nodes.len() + 1);
+        view.push((self.local.id, self.topology.local_adjacency().to_vec()));
+        for n in &self.nodes {
+            let up = n.link.state() == LinkState::Up;
+            view.push((n.id, self.topology.listed_neighbours(n.id, up)));
+        }
+        view
+    }
+
+    /// Adds a node at the front of the node list (the order OpenSIPS builds it in), and to
+    /// the topology.
+    pub(crate) fn push_front_node(&mut self, node: RemoteNode) {
+        self.topology.insert_node(0, node.id, node.priority);
+        self.adverts.insert_node(0, node.id);
+        self.nodes.insert(0, node);
     }
 
     /// Whether any known node of this cluster has `ip` as its URL address (the source-IP
@@ -442,68 +346,14 @@ impl Cluster {
         self.nodes.iter().any(|n| n.address.ip() == ip)
     }
 
-    pub(crate) fn bump_topology(&mut self) {
-        self.topology_version = self.topology_version.wrapping_add(1);
-    }
-
     /// Recomputes the route table when the topology changed since the last computation.
     pub(crate) fn refresh_routes(&mut self) {
-        if self.routes_version == self.topology_version {
-            return;
-        }
-        let nodes: Vec<RouteNode<'_>> = self
-            .nodes
-            .iter()
-            .map(|n| RouteNode {
-                id: n.id,
-                priority: n.priority,
-                adjacency: &n.adjacency,
-            })
-            .collect();
-        self.routes = RouteTable::compute(self.local.id, &self.local.adjacency, &nodes);
-        self.routes_version = self.topology_version;
+        self.topology.refresh_routes();
     }
 
-    /// The cached route to `dest` with rerouting on; call [`Cluster::refresh_routes`] first.
+    /// The cached route to `dest`; call [`Cluster::refresh_routes`] first.
     pub(crate) fn cached_route(&self, dest: NodeId, rerouting: bool) -> Option<Route> {
-        if rerouting {
-            self.routes.get(dest)
-        } else {
-            // Direct links only (behaviour.md §5.4, the documented intent).
-            self.local.adjacency.contains(&dest).then_some(Route {
-                next_hop: dest,
-                hops: 1,
-            })
-        }
-    }
-
-    /// Adds `y` to `x`'s adjacency list (front) if missing. Returns `true` on change. A
-    /// list never holds more than [`MAX_NODES`](crate::message::MAX_NODES) + 1 ids (every
-    /// other node and us), whatever a peer reports.
-    pub(crate) fn add_link(&mut self, x: NodeId, y: NodeId) -> bool {
-        let Some(n) = self.node_mut(x) else {
-            return false;
-        };
-        if n.adjacency.contains(&y) || n.adjacency.len() > crate::message::MAX_NODES {
-            return false;
-        }
-        n.adjacency.insert(0, y);
-        self.bump_topology();
-        true
-    }
-
-    /// Removes `y` from `x`'s adjacency list. Returns `true` on change.
-    pub(crate) fn remove_link(&mut self, x: NodeId, y: NodeId) -> bool {
-        let Some(n) = self.node_mut(x) else {
-            return false;
-        };
-        let before = n.adjacency.len();
-        n.adjacency.retain(|&a| a != y);
-        if n.adjacency.len() == before {
-            return false;
-        }
-        self.bump_topology();
-        true
+        self.topology.cached_route(dest, rerouting)
     }
 
     /// The enabled nodes we have a route to (routes refreshed first).

@@ -1,7 +1,9 @@
 //! The cluster coordinator: where the state machines of one cluster meet the cluster.
 //!
 //! Each machine owns its state and talks to the world through a port trait of its own
-//! (sharing tags: [`ShtagPort`]; the sync of a capability: [`SyncPort`]). The coordinator implements those ports over the
+//! (sharing tags: [`ShtagPort`]; the sync of a capability: [`SyncPort`]), or takes plain
+//! values and returns what the coordinator must do (topology:
+//! [`LsEffect`](crate::topology::LsEffect)). The coordinator implements those ports over the
 //! cluster — node table, routes, sends through the routing of behaviour.md §5.5, report
 //! rings and events — so a machine never reaches into another machine's state and never
 //! builds a packet. To run a machine it is taken out of the cluster for the call and put
@@ -12,16 +14,21 @@ use alloc::vec::Vec;
 
 use crate::capability::{ELECTION_CAPABILITY_PREFIX, LocalCapability, NodeMatch};
 use crate::cluster::Cluster;
+use crate::config::DbMode;
 use crate::id::NodeId;
+use crate::link::LinkState;
 use crate::message::{
-    BIN_VERSION, ModulePacket, Routed, RoutedBody, ShtagActive, Sync, SyncEnd, SyncReq, Trailer,
+    BIN_VERSION, CapUpdate, CapabilityBlock, CapabilityState, FullTopUpdate, Internal,
+    InternalBody, LinkUpdate, LsUpdate, MAX_FLOOD_PATH_LEN, Message, ModulePacket, NodeInfo,
+    Routed, RoutedBody, ShtagActive, Sync, SyncEnd, SyncReq, Trailer,
 };
 use crate::node::Ctx;
-use crate::output::{DropReason, Event};
-use crate::send::SendStatus;
+use crate::output::{DropReason, Event, SendStatus};
+use crate::output::{Transmit, TransmitTo};
 use crate::shtag::{Rank, SharingTags, ShtagPort, ShtagReason, ShtagState};
 use crate::sync::{DonorCandidate, SyncPort, SyncSettings};
 use crate::time::{Instant, Now};
+use crate::topology::Described;
 
 /// The [`ShtagPort`] of one cluster.
 struct ShtagCx<'a, 'b> {
@@ -53,7 +60,7 @@ impl ShtagPort for ShtagCx<'_, '_> {
     fn rank(&self, tag: &str, node: NodeId) -> Option<Rank> {
         let n = self.c.node(node)?;
         let advert = format!("{ELECTION_CAPABILITY_PREFIX}{tag}");
-        let eligible = n.capabilities.iter().any(|r| r.name == advert && r.ok);
+        let eligible = self.c.adverts.advertises_ok(node, &advert);
         Some((!eligible, n.priority, node))
     }
 
@@ -124,7 +131,7 @@ impl SyncPort for SyncCx<'_, '_> {
             .filter(|n| {
                 n.enabled
                     && condition.matches(local_sip, &n.sip_addr)
-                    && n.capabilities.iter().any(|r| r.name == capability && r.ok)
+                    && c.adverts.advertises_ok(n.id, capability)
             })
             .filter_map(|n| {
                 let route = c.cached_route(n.id, rerouting)?;
@@ -193,16 +200,7 @@ impl Ctx<'_> {
             self.with_capability(c, index, |cap, port| cap.send_sync_reply(port, requester));
             return Ok(());
         }
-        let Some(n) = c.node_mut(requester) else {
-            return Err(DropReason::UnknownSource);
-        };
-        match n.capabilities.iter_mut().find(|r| r.name == req.capability) {
-            Some(r) => {
-                r.sync_reply_pending = true;
-                Ok(())
-            }
-            None => Err(DropReason::UnknownCapability),
-        }
+        c.adverts.defer_sync_reply(requester, &req.capability)
     }
 
     /// The index of a registered, enabled capability for a received sync or module packet.
@@ -275,14 +273,7 @@ impl Ctx<'_> {
     /// change; a sync whose donor went away is abandoned.
     pub(crate) fn capabilities_on_node_event(&mut self, c: &mut Cluster, node: NodeId, up: bool) {
         if up {
-            let mut names = Vec::new();
-            if let Some(n) = c.node_mut(node) {
-                for r in &mut n.capabilities {
-                    if core::mem::take(&mut r.sync_reply_pending) {
-                        names.push(r.name.clone());
-                    }
-                }
-            }
+            let names = c.adverts.take_deferred_replies(node);
             let pending: Vec<usize> = names
                 .iter()
                 .filter_map(|name| c.capabilities.iter().position(|cap| &cap.name == name))
@@ -302,5 +293,245 @@ impl Ctx<'_> {
                 self.with_capability(c, index, |cap, port| cap.on_donor_lost(port, node));
             }
         }
+    }
+}
+
+impl Ctx<'_> {
+    /// LS_UPDATE (behaviour.md §4.2): applied by the topology machine, then the hint about
+    /// our own link, the reachability refresh and the flood.
+    pub(crate) fn handle_ls_update(
+        &mut self,
+        c: &mut Cluster,
+        origin: NodeId,
+        u: LsUpdate,
+    ) -> Result<(), DropReason> {
+        let effect = c.topology.on_ls_update(self.s.db_mode, origin, &u)?;
+        if let Some(seen) = effect.own_link {
+            // A hint about our own link with the originator (§3.3).
+            let state = c.node(origin).map(|n| n.link.state());
+            let disagrees = match seen {
+                LinkUpdate::Up => state == Some(LinkState::Down),
+                LinkUpdate::Down => state == Some(LinkState::Up),
+            };
+            if disagrees {
+                self.set_link(c, origin, LinkState::RestartPinging);
+            }
+        }
+        if effect.changed {
+            self.refresh_reachability(c);
+        }
+        self.flood(c, origin, InternalBody::LsUpdate(u));
+        Ok(())
+    }
+
+    /// FULL_TOP_UPDATE (behaviour.md §4.3): validated, described unknown nodes learned
+    /// (db_mode 0), applied, DOWN nodes that list us probed, reachability refreshed,
+    /// flooded; a neighbour that restarted while its link stayed UP gets our view.
+    pub(crate) fn handle_full_top_update(
+        &mut self,
+        c: &mut Cluster,
+        origin: NodeId,
+        u: FullTopUpdate,
+    ) -> Result<(), DropReason> {
+        let restarted = c.topology.check_full_top_update(origin, &u)?;
+        let neighbour_restarted = restarted
+            && c.node(origin)
+                .is_some_and(|n| n.link.state() == LinkState::Up);
+        let me = self.s.my_id;
+        // Learn described unknown nodes first, so neighbour lists may name them (db_mode 0).
+        if self.s.db_mode == DbMode::Discovery {
+            for e in &u.entries {
+                if let Some(info) = &e.description
+                    && e.node != me
+                    && c.node(e.node).is_none()
+                {
+                    // A node that cannot be learned (full cluster, bad URL) is skipped.
+                    let _ = self.learn_node(c, e.node, info);
+                }
+            }
+        }
+        let listing_me = c
+            .topology
+            .apply_full_top_update(self.s.db_mode, origin, restarted, &u);
+        for id in listing_me {
+            let probe = c
+                .node(id)
+                .is_some_and(|n| n.link.state() == LinkState::Down && n.enabled);
+            if probe {
+                self.set_link(c, id, LinkState::RestartPinging);
+            }
+        }
+        self.refresh_reachability(c);
+        self.flood(c, origin, InternalBody::FullTopUpdate(u));
+        if neighbour_restarted {
+            // No link-up procedure runs on our side: give it our view of the topology now.
+            self.send_full_top_update(c, origin);
+        }
+        Ok(())
+    }
+
+    /// Forwards an accepted flooded update to every UP neighbour not in its path, with the
+    /// local id appended; nothing when the received path is longer than 25 (wire.md §5).
+    pub(crate) fn flood(&mut self, c: &mut Cluster, origin: NodeId, mut body: InternalBody) {
+        let me = self.s.my_id;
+        let Some(path) = body.path_mut() else { return };
+        if path.len() > MAX_FLOOD_PATH_LEN {
+            return;
+        }
+        path.push(me);
+        let targets: Vec<NodeId> = c
+            .up_neighbours()
+            .map(|n| n.id)
+            .filter(|id| body.path().is_some_and(|p| !p.contains(id)))
+            .collect();
+        for to in targets {
+            let Some(n) = c.node(to) else { continue };
+            let message = Message::Internal(Internal::new(c.id, origin, body.clone()));
+            self.out.transmit(Transmit {
+                cluster: c.id,
+                to: TransmitTo::Node {
+                    id: to,
+                    address: n.address,
+                },
+                message,
+            });
+        }
+    }
+
+    /// Originates LS_UPDATE(neighbour, state) to every other UP neighbour (the counter
+    /// rule is the topology machine's).
+    pub(crate) fn send_ls_update(&mut self, c: &mut Cluster, neighbour: NodeId, state: LinkUpdate) {
+        let targets: Vec<NodeId> = c
+            .up_neighbours()
+            .map(|n| n.id)
+            .filter(|&id| id != neighbour)
+            .collect();
+        let told = !targets.is_empty();
+        let Some(stamp) = c.topology.originate_ls_update(self.now.unix_wire(), told) else {
+            return;
+        };
+        let u = LsUpdate {
+            seq: stamp.seq,
+            timestamp: stamp.timestamp,
+            neighbour,
+            state,
+            path: alloc::vec![self.s.my_id],
+        };
+        for to in targets {
+            self.send_internal(c, to, InternalBody::LsUpdate(u.clone()));
+        }
+    }
+
+    /// Originates a FULL_TOP_UPDATE to a neighbour whose link just came UP (wire.md §7.4):
+    /// every other known node is described unless the destination listed it in its last
+    /// PONG.
+    pub(crate) fn send_full_top_update(&mut self, c: &mut Cluster, dest: NodeId) {
+        let Some(d) = c.node(dest) else { return };
+        let known_by_dest = d.pong_list.clone();
+        let unix = self.now.unix_wire();
+        let Cluster {
+            nodes, topology, ..
+        } = &mut *c;
+        let (stamp, entries) = topology.originate_full_top_update(dest, unix, |id| {
+            let n = nodes.iter().find(|n| n.id == id);
+            Described {
+                info: n
+                    .filter(|_| !known_by_dest.contains(&id))
+                    .map(|n| NodeInfo {
+                        url: n.url.clone(),
+                        sip_addr: n.sip_addr.clone(),
+                        priority: n.priority,
+                        no_ping_retries: i32::try_from(n.no_ping_retries).unwrap_or(i32::MAX),
+                    }),
+                up: n.is_some_and(|n| n.link.state() == LinkState::Up),
+            }
+        });
+        let u = FullTopUpdate {
+            seq: stamp.seq,
+            timestamp: stamp.timestamp,
+            entries,
+            path: alloc::vec![self.s.my_id],
+        };
+        self.send_internal(c, dest, InternalBody::FullTopUpdate(u));
+    }
+}
+
+impl Ctx<'_> {
+    /// Our own block of a CAP_UPDATE: every local capability with its advertised state,
+    /// then the election adverts of sharing tags.
+    fn local_cap_block(&self, c: &Cluster) -> Option<CapabilityBlock> {
+        let mut capabilities: Vec<CapabilityState> = c
+            .capabilities
+            .iter()
+            .map(|cap| CapabilityState {
+                name: cap.name.clone(),
+                ok: cap.advertised(),
+            })
+            .collect();
+        capabilities.extend(c.shtags.election_tags().map(|t| CapabilityState {
+            name: format!("{ELECTION_CAPABILITY_PREFIX}{t}"),
+            ok: true,
+        }));
+        (!capabilities.is_empty()).then_some(CapabilityBlock {
+            node: self.s.my_id,
+            capabilities,
+        })
+    }
+
+    /// Sends the full CAP_UPDATE to `dest` (behaviour.md §9.3); nothing when there is
+    /// nothing to report.
+    pub(crate) fn send_full_cap_update(
+        &mut self,
+        c: &mut Cluster,
+        dest: NodeId,
+        require_reply: bool,
+    ) {
+        let local = self.local_cap_block(c);
+        let unix = self.now.unix_wire();
+        if let Some(u) = c.adverts.full_update(local, dest, unix, require_reply) {
+            self.send_internal(c, dest, InternalBody::CapUpdate(u));
+        }
+    }
+
+    /// Sends the single CAP_UPDATE for one local capability's new advertised state to every
+    /// UP neighbour; nothing (and no counter increment) without one.
+    pub(crate) fn send_single_cap_update(&mut self, c: &mut Cluster, name: &str, ok: bool) {
+        let targets: Vec<NodeId> = c.up_neighbours().map(|n| n.id).collect();
+        let unix = self.now.unix_wire();
+        let Some(u) = c.adverts.single_update(name, ok, unix, !targets.is_empty()) else {
+            return;
+        };
+        for to in targets {
+            self.send_internal(c, to, InternalBody::CapUpdate(u.clone()));
+        }
+    }
+
+    /// CAP_UPDATE received (behaviour.md §9.3): applied by the adverts machine; a
+    /// restarted originator is forgotten as a tag announcer, queued syncs may find a
+    /// donor, elections re-evaluate, a requested reply goes out, and the update is flooded
+    /// without the reply flag.
+    pub(crate) fn handle_cap_update(
+        &mut self,
+        c: &mut Cluster,
+        origin: NodeId,
+        u: CapUpdate,
+    ) -> Result<(), DropReason> {
+        let effect = c.adverts.on_cap_update(origin, &u)?;
+        if effect.restarted {
+            // A restarted node holds no tag active, even if we never saw it unreachable.
+            c.shtags.forget_announcer(origin);
+        }
+        if effect.newly_ok {
+            // A donor may have appeared for a queued request.
+            self.resolve_pending_syncs(c);
+        }
+        self.with_shtags(c, |tags, port| tags.reevaluate(port));
+        if effect.reply {
+            self.send_full_cap_update(c, origin, false);
+        }
+        let mut u = u;
+        u.require_reply = false;
+        self.flood(c, origin, InternalBody::CapUpdate(u));
+        Ok(())
     }
 }

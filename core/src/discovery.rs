@@ -96,7 +96,7 @@ impl Ctx<'_> {
             info.priority,
             retries,
         );
-        c.nodes.insert(0, node);
+        c.push_front_node(node);
         Ok(())
     }
 
@@ -128,11 +128,8 @@ impl Ctx<'_> {
             c.pending_node_events.push((target, false));
         }
         c.nodes.remove(index);
-        c.local.adjacency.retain(|&a| a != target);
-        for n in &mut c.nodes {
-            n.adjacency.retain(|&a| a != target);
-        }
-        c.bump_topology();
+        c.topology.remove_node(target);
+        c.adverts.remove_node(target);
         self.refresh_reachability(c);
     }
 }
@@ -153,31 +150,26 @@ impl Node {
         if self.s.db_mode != DbMode::Discovery {
             return Err(RemoveNodeError::DbMode);
         }
-        let Node {
-            s, clusters, out, ..
-        } = self;
-        let mut ctx = Ctx { now, s, out };
-        let c = clusters
-            .iter_mut()
-            .find(|c| c.id == cluster)
-            .ok_or(RemoveNodeError::UnknownCluster)?;
-        if c.node(node).is_none() {
-            return Err(RemoveNodeError::UnknownNode);
-        }
-        if c.local.enabled {
-            let targets: Vec<NodeId> = c.nodes.iter().filter(|n| n.enabled).map(|n| n.id).collect();
-            for dest in targets {
-                let trailer = Trailer {
-                    cluster,
-                    source: ctx.s.my_id,
-                    destination: dest,
-                };
-                let m = Routed::new(trailer, RoutedBody::RemoveNode(RemoveNode { node }));
-                ctx.send_routed(c, m);
+        self.with_ctx(now, cluster, |ctx, c| {
+            if c.node(node).is_none() {
+                return Err(RemoveNodeError::UnknownNode);
             }
-        }
-        ctx.delete_node(c, node);
-        ctx.process_node_events(c);
-        Ok(())
+            if c.local.enabled {
+                let targets: Vec<NodeId> =
+                    c.nodes.iter().filter(|n| n.enabled).map(|n| n.id).collect();
+                for dest in targets {
+                    let trailer = Trailer {
+                        cluster,
+                        source: ctx.s.my_id,
+                        destination: dest,
+                    };
+                    let m = Routed::new(trailer, RoutedBody::RemoveNode(RemoveNode { node }));
+                    ctx.send_routed(c, m);
+                }
+            }
+            ctx.delete_node(c, node);
+            Ok(())
+        })
+        .unwrap_or(Err(RemoveNodeError::UnknownCluster))
     }
 }

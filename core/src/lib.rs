@@ -5,25 +5,42 @@
 //! the time it happened ([`Now`]), randomness comes from a seed, and the same inputs always
 //! produce the same outputs.
 //!
-//! One module per state machine, named as in `spec/behaviour.md`:
+//! ## Modules and state machines
 //!
-//! | module | spec | what |
-//! |---|---|---|
-//! | [`link`] | §3 | per-neighbour probing FSM, timer rules 0–5 |
-//! | [`topology`](crate::node) | §4 | LS_UPDATE / FULL_TOP_UPDATE, flooding |
-//! | [`route`] | §5 | breadth-first next hop, (priority, id) tie-break |
-//! | [`discovery`] | §8 | UNKNOWN_ID, NODE_DESCRIPTION, REMOVE_NODE |
-//! | [`admin`] | §7 | enable/disable local and remote nodes |
-//! | [`report`] | §13 | status/report rings |
-//! | [`send`] | §5.5 | routed sends with the OpenSIPS return codes |
+//! Each state machine is a type that owns its state and reacts to plain inputs; it never
+//! calls another machine and never builds a packet. The sections are those of
+//! `docs/behaviour.md` in the repository (`docs/architecture.md` draws the whole map).
 //!
-//! [`message`] holds the typed protocol messages; `clusterer-proto` maps them to and from
-//! the exact BIN bytes and drives a [`Node`] from sockets.
+//! | module | machine | docs | inputs → outputs |
+//! |---|---|---|---|
+//! | [`link`] | [`link::Link`] | §3 | tick, PONG, send failure → PING to send, state transition |
+//! | [`topology`] | [`topology::Topology`] | §4, §5 | LS_UPDATE, FULL_TOP_UPDATE, local link up/down → [`topology::LsEffect`], nodes to probe, routes |
+//! | [`route`] | [`route::RouteTable`] | §5.3 | adjacency lists → next hop per node ((priority, id) tie-break) |
+//! | [`capability`] | [`capability::Adverts`] | §9.3 | CAP_UPDATE → [`capability::CapEffect`], the updates to send |
+//! | [`sync`] | [`capability::LocalCapability`] through [`sync::SyncPort`] | §9.5–§9.8 | request, SYNC/SYNC_END, live packets, 500 ms check, donor loss → routed sends, advert changes |
+//! | [`shtag`] | [`shtag::SharingTags`] through [`shtag::ShtagPort`] | §10 | SHTAG_ACTIVE, node events, set_active, timers → announcements, state changes |
+//! | [`stamp`] | [`stamp::SeqStamp`] | §4.1 | received (seq, timestamp) → [`stamp::Freshness`] |
+//!
+//! Around them:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`cluster`] | one cluster: the node table and its machines |
+//! | `coordinator` | the ports of the machines over a cluster, and the procedures that turn their effects into transmits and events: flooding, link-up/down, node-event fan-out, CAP_UPDATE and sync dispatch |
+//! | [`node`] | [`Node`], the `handle_*` / `poll_*` surface; the link rules at each tick |
+//! | [`discovery`] | §8: UNKNOWN_ID, NODE_DESCRIPTION, REMOVE_NODE (db_mode 0) |
+//! | [`admin`] | §7: enabling and disabling nodes, `reload` |
+//! | [`send`] | §5.5: routed sends with the OpenSIPS return codes |
+//! | [`config`], [`message`], [`output`], [`report`], [`address`], [`id`], [`time`] | leaves: settings, typed messages, transmits/events/drop reasons, report rings, URLs, ids, time |
+//!
+//! Reading order: [`node`] → `coordinator` → the machine. [`message`] holds the typed
+//! protocol messages; `clusterer-proto` maps them to and from the exact BIN bytes and
+//! drives a [`Node`] from sockets.
 //!
 //! ## The driving loop
 //!
 //! ```
-//! use clusterer_core::{Config, DbMode, Node, Now, NodeId};
+//! use clusterer_core::{Config, DbMode, Instant, Node, Now, NodeId};
 //! let config = Config::new(NodeId::new(1).unwrap(), DbMode::Discovery);
 //! let mut node = Node::new(config, Now::new(0, 1_700_000_000), 42)?;
 //! // After every handle_* call or command: drain, then sleep until poll_timeout.
@@ -31,7 +48,7 @@
 //! while let Some(transmit) = node.poll_transmit() { /* encode and send */ let _ = transmit; }
 //! while let Some(event) = node.poll_event() { /* deliver */ let _ = event; }
 //! let next = node.poll_timeout();
-//! assert!(next.is_some());
+//! assert!(next > Instant::from_millis(1000));
 //! # Ok::<(), clusterer_core::ConfigError>(())
 //! ```
 
@@ -49,6 +66,7 @@ pub mod capability;
 #[cfg(test)]
 mod capability_tests;
 pub mod cluster;
+mod commands;
 pub mod config;
 mod coordinator;
 pub mod discovery;
@@ -67,7 +85,7 @@ pub mod shtag;
 pub mod stamp;
 pub mod sync;
 pub mod time;
-mod topology;
+pub mod topology;
 
 pub use address::{NodeAddress, Scheme};
 pub use admin::SetStatusError;

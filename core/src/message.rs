@@ -39,6 +39,29 @@ pub const MAX_MI_PARAMS: usize = 10;
 /// Most node blocks in one CAP_UPDATE: the originator plus [`MAX_NODES`] others.
 pub const MAX_CAP_NODES: usize = MAX_NODES + 1;
 
+/// Sizes on the wire that the core must plan with (docs/wire.md §2, §7.11–§7.13): the
+/// codec in `clusterer-proto` uses these same constants, so there is one definition of
+/// each.
+pub mod sizes {
+    use super::CAPABILITY_EXTRA;
+
+    /// Bytes before the capability name: marker (4), total length (4), version (2).
+    pub const FIXED_HEADER_LEN: usize = 4 + 4 + 2;
+    /// Largest packet the node emits (docs/wire.md §2.2; receivers accept up to 65535).
+    pub const MAX_EMIT_LEN: usize = 65515;
+    /// The routing trailer: cluster, source and destination ids (3 × 4 bytes).
+    pub const TRAILER_LEN: usize = 12;
+    /// The header of one sync chunk: its size and its marker (2 × 4 bytes).
+    pub const SYNC_CHUNK_HEADER_LEN: usize = 8;
+
+    /// Bytes of a SYNC packet for capability `name` before its first chunk and without
+    /// the trailer: header, capability length (2) and `clusterer-extra`, message type (4),
+    /// the name with its length (2), and the data version (4).
+    pub const fn sync_overhead(name_len: usize) -> usize {
+        FIXED_HEADER_LEN + 2 + CAPABILITY_EXTRA.len() + 4 + 2 + name_len + 4
+    }
+}
+
 /// A decoded packet of any capability the codec knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -76,10 +99,96 @@ impl Message {
     /// The spec name of the message type (`PING`, `SYNC_END`, ...; `MODULE` for module
     /// packets).
     pub fn type_name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// What kind of message this is.
+    pub fn kind(&self) -> MessageKind {
         match self {
-            Message::Internal(m) => m.body.type_name(),
-            Message::Routed(m) => m.body.type_name(),
+            Message::Internal(m) => m.body.kind(),
+            Message::Routed(m) => m.body.kind(),
         }
+    }
+}
+
+/// The kinds of message (docs/wire.md §7), with the names the spec and our logs, traces
+/// and metrics use. The one table of those names: the codec's views, the simulator's
+/// trace and the dissector map to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MessageKind {
+    /// `clusterer-internal` type 0.
+    Ping,
+    /// `clusterer-internal` type 1.
+    Pong,
+    /// `clusterer-internal` type 2.
+    LsUpdate,
+    /// `clusterer-internal` type 3.
+    FullTopUpdate,
+    /// `clusterer-internal` type 4.
+    UnknownId,
+    /// `clusterer-internal` type 5.
+    NodeDescription,
+    /// `clusterer-internal` type 9.
+    CapUpdate,
+    /// `clusterer-extra` type 6.
+    RemoveNode,
+    /// `clusterer-extra` type 7.
+    GenericMsg,
+    /// `clusterer-extra` type 8.
+    MiCmd,
+    /// `clusterer-extra` type 10.
+    SyncReq,
+    /// `clusterer-extra` type 11.
+    Sync,
+    /// `clusterer-extra` type 12.
+    SyncEnd,
+    /// `clusterer-extra` type 13.
+    ShtagActive,
+    /// A packet of another (module) capability.
+    Module,
+}
+
+impl MessageKind {
+    /// The spec name: `PING`, `FULL_TOP_UPDATE`, `GENERIC_MSG`, …, `MODULE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageKind::Ping => "PING",
+            MessageKind::Pong => "PONG",
+            MessageKind::LsUpdate => "LS_UPDATE",
+            MessageKind::FullTopUpdate => "FULL_TOP_UPDATE",
+            MessageKind::UnknownId => "UNKNOWN_ID",
+            MessageKind::NodeDescription => "NODE_DESCRIPTION",
+            MessageKind::CapUpdate => "CAP_UPDATE",
+            MessageKind::RemoveNode => "REMOVE_NODE",
+            MessageKind::GenericMsg => "GENERIC_MSG",
+            MessageKind::MiCmd => "MI_CMD",
+            MessageKind::SyncReq => "SYNC_REQ",
+            MessageKind::Sync => "SYNC",
+            MessageKind::SyncEnd => "SYNC_END",
+            MessageKind::ShtagActive => "SHTAG_ACTIVE",
+            MessageKind::Module => "MODULE",
+        }
+    }
+
+    /// Whether it is a hop-by-hop `clusterer-internal` message (not routed).
+    pub fn is_internal(self) -> bool {
+        matches!(
+            self,
+            MessageKind::Ping
+                | MessageKind::Pong
+                | MessageKind::LsUpdate
+                | MessageKind::FullTopUpdate
+                | MessageKind::UnknownId
+                | MessageKind::NodeDescription
+                | MessageKind::CapUpdate
+        )
+    }
+}
+
+impl core::fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -131,14 +240,19 @@ pub enum InternalBody {
 impl InternalBody {
     /// The spec name of the type.
     pub fn type_name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// What kind of message this body makes.
+    pub fn kind(&self) -> MessageKind {
         match self {
-            InternalBody::Ping(_) => "PING",
-            InternalBody::Pong(_) => "PONG",
-            InternalBody::LsUpdate(_) => "LS_UPDATE",
-            InternalBody::FullTopUpdate(_) => "FULL_TOP_UPDATE",
-            InternalBody::UnknownId => "UNKNOWN_ID",
-            InternalBody::NodeDescription(_) => "NODE_DESCRIPTION",
-            InternalBody::CapUpdate(_) => "CAP_UPDATE",
+            InternalBody::Ping(_) => MessageKind::Ping,
+            InternalBody::Pong(_) => MessageKind::Pong,
+            InternalBody::LsUpdate(_) => MessageKind::LsUpdate,
+            InternalBody::FullTopUpdate(_) => MessageKind::FullTopUpdate,
+            InternalBody::UnknownId => MessageKind::UnknownId,
+            InternalBody::NodeDescription(_) => MessageKind::NodeDescription,
+            InternalBody::CapUpdate(_) => MessageKind::CapUpdate,
         }
     }
 
@@ -350,15 +464,20 @@ pub enum RoutedBody {
 impl RoutedBody {
     /// The spec name of the type (`MODULE` for module packets).
     pub fn type_name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// What kind of message this body makes.
+    pub fn kind(&self) -> MessageKind {
         match self {
-            RoutedBody::RemoveNode(_) => "REMOVE_NODE",
-            RoutedBody::GenericMsg(_) => "GENERIC_MSG",
-            RoutedBody::MiCmd(_) => "MI_CMD",
-            RoutedBody::SyncReq(_) => "SYNC_REQ",
-            RoutedBody::Sync(_) => "SYNC",
-            RoutedBody::SyncEnd(_) => "SYNC_END",
-            RoutedBody::ShtagActive(_) => "SHTAG_ACTIVE",
-            RoutedBody::Module(_) => "MODULE",
+            RoutedBody::RemoveNode(_) => MessageKind::RemoveNode,
+            RoutedBody::GenericMsg(_) => MessageKind::GenericMsg,
+            RoutedBody::MiCmd(_) => MessageKind::MiCmd,
+            RoutedBody::SyncReq(_) => MessageKind::SyncReq,
+            RoutedBody::Sync(_) => MessageKind::Sync,
+            RoutedBody::SyncEnd(_) => MessageKind::SyncEnd,
+            RoutedBody::ShtagActive(_) => MessageKind::ShtagActive,
+            RoutedBody::Module(_) => MessageKind::Module,
         }
     }
 

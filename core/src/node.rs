@@ -4,7 +4,7 @@
 //! Node::new(config, now, seed)
 //! node.handle_message(now, connection, message)   a decoded packet from a peer
 //! node.handle_timeout(now)                         the deadline of poll_timeout passed
-//! node.handle_send_failed(now, cluster, node, msg) the transport refused a direct send
+//! node.handle_send_failed(now, cluster, hop, ..)   a transmit was not sent (maybe resend)
 //! node.set_status / remove_node / send_to / ...    admin and API commands
 //! node.poll_transmit() / poll_event()              drain after every call
 //! node.poll_timeout()                              sleep until then
@@ -147,7 +147,7 @@ impl Node {
             for n in &c.nodes {
                 let address = NodeAddress::parse(&n.url).map_err(|r| bad_url(n.id, r))?;
                 // The node list is built by prepending (behaviour.md §1.2).
-                cluster.nodes.insert(0, RemoteNode::from_config(n, address));
+                cluster.push_front_node(RemoteNode::from_config(n, address));
             }
             let tags = config
                 .sharing_tags
@@ -296,12 +296,13 @@ impl Node {
     }
 
     /// When [`Node::handle_timeout`] must be called next: the next heartbeat, or the next
-    /// sync check when a capability or an election waits for one.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// sync check when a capability or an election waits for one. There is always a
+    /// deadline (the heartbeat never stops); after `handle_timeout(now)` it lies past `now`.
+    pub fn poll_timeout(&self) -> Instant {
         if self.needs_sync_check() {
-            Some(self.next_heartbeat.min(self.next_sync_check))
+            self.next_heartbeat.min(self.next_sync_check)
         } else {
-            Some(self.next_heartbeat)
+            self.next_heartbeat
         }
     }
 
@@ -399,48 +400,69 @@ impl Node {
         result
     }
 
-    /// The transport could not send `message` (a transmit to `node` in `cluster`): a PING
-    /// takes its rule's "fails" branch, anything else restarts probing of that node (the
-    /// link-down procedure runs if it was UP). A routed message is then re-routed over the
-    /// new topology when another hop exists.
+    /// A transmit to the neighbour `hop` in `cluster` was not sent: the transport refused it
+    /// (connect refused, write error, queue full) or it could not be encoded. The caller
+    /// describes it instead of handing the message back: `probe` for a PING, `routed_to`
+    /// with the trailer destination for a routed message whose bytes it still holds.
+    ///
+    /// A PING takes its rule's "fails" branch; anything else restarts probing of `hop`
+    /// (the link-down procedure runs if it was UP). For `routed_to = Some(destination)`
+    /// (not this node) the node then looks for a next hop over the new topology and, if
+    /// one exists, records the send on it (`last_sent`, as every routed send does).
+    ///
+    /// Returns where to resend the same bytes (routed bytes do not depend on the hop: the
+    /// trailer names source and destination only) and their place in the output: after
+    /// the first `n` transmits now queued for [`Node::poll_transmit`], ahead of the rest —
+    /// where the node would have queued the message itself. The destination is always a
+    /// [`TransmitTo::Node`]. `None`: nothing to resend — not routed, no hop left (the
+    /// packet is lost), or the transmit queue is full (counted in
+    /// [`Stats::dropped_transmits`]).
     pub fn handle_send_failed(
         &mut self,
         now: Now,
         cluster: ClusterId,
-        node: NodeId,
-        message: Option<Message>,
-    ) {
+        hop: NodeId,
+        probe: bool,
+        routed_to: Option<NodeId>,
+    ) -> Option<(TransmitTo, usize)> {
         let Node {
             s, clusters, out, ..
         } = self;
         let mut ctx = Ctx { now, s, out };
-        let Some(c) = clusters.iter_mut().find(|c| c.id == cluster) else {
-            return;
-        };
-        let Some(n) = c.node_mut(node) else { return };
-        let is_ping = matches!(
-            &message,
-            Some(Message::Internal(Internal {
-                body: InternalBody::Ping(_),
-                ..
-            }))
-        );
-        let transition = if is_ping {
+        let c = clusters.iter_mut().find(|c| c.id == cluster)?;
+        let n = c.node_mut(hop)?;
+        let transition = if probe {
             n.link.handle_ping_send_failed()
         } else {
             n.link.set_state(LinkState::RestartPinging)
         };
         if let Some(t) = transition {
-            ctx.after_transition(c, node, t, true);
+            ctx.after_transition(c, hop, t, true);
         }
-        if let Some(Message::Routed(m)) = message
-            && m.trailer.destination != ctx.s.my_id
+        let mut resend = None;
+        if let Some(destination) = routed_to
+            && destination != ctx.s.my_id
         {
-            // Retry over the new topology; without a hop the packet is lost (counted by
-            // the caller through the dropped send).
-            let _ = ctx.send_routed(c, m);
+            // `send_routed` without the message: the caller resends its bytes.
+            c.refresh_routes();
+            if let Some(route) = c.cached_route(destination, ctx.s.rerouting)
+                && let Some(next) = c.node_mut(route.next_hop)
+            {
+                next.link.record_sent(ctx.now.instant);
+                let queued = ctx.out.transmits.len();
+                if queued < MAX_QUEUED_TRANSMITS {
+                    let to = TransmitTo::Node {
+                        id: route.next_hop,
+                        address: next.address,
+                    };
+                    resend = Some((to, queued));
+                } else {
+                    ctx.out.dropped_transmits += 1;
+                }
+            }
         }
         ctx.process_node_events(c);
+        resend
     }
 }
 
@@ -484,10 +506,7 @@ impl Ctx<'_> {
 
     /// Link-up procedure (behaviour.md §3.4); the link state is already UP.
     pub(crate) fn link_up(&mut self, c: &mut Cluster, id: NodeId) {
-        if !c.local.adjacency.contains(&id) {
-            c.local.adjacency.insert(0, id);
-            c.bump_topology();
-        }
+        c.topology.local_link_up(id);
         self.refresh_reachability(c);
         self.send_ls_update(c, id, crate::message::LinkUpdate::Up);
         self.send_full_top_update(c, id);
@@ -496,11 +515,7 @@ impl Ctx<'_> {
 
     /// Link-down procedure (behaviour.md §3.5); the link state has already left UP.
     pub(crate) fn link_down(&mut self, c: &mut Cluster, id: NodeId, announce: bool) {
-        let before = c.local.adjacency.len();
-        c.local.adjacency.retain(|&a| a != id);
-        if c.local.adjacency.len() != before {
-            c.bump_topology();
-        }
+        c.topology.local_link_down(id);
         self.refresh_reachability(c);
         if announce {
             self.send_ls_update(c, id, crate::message::LinkUpdate::Down);

@@ -151,17 +151,12 @@ fn ping_from_a_down_node_is_answered_then_probed_at_once() {
     // Force DOWN through failed probing.
     node.handle_timeout(at(1000));
     drain(&mut node);
-    let ping = internal(
-        1,
-        InternalBody::Ping(Ping {
-            req_node_list: true,
-        }),
-    );
-    node.handle_send_failed(at(1001), C1, n(2), Some(ping.clone()));
+    // The PING of each tick is refused.
+    node.handle_send_failed(at(1001), C1, n(2), true, None);
     for t in [2000, 3000, 4000] {
         node.handle_timeout(at(t));
         drain(&mut node);
-        node.handle_send_failed(at(t + 1), C1, n(2), Some(ping.clone()));
+        node.handle_send_failed(at(t + 1), C1, n(2), true, None);
     }
     assert_eq!(link(&node, 2), LinkState::Down);
     ping_from_2_is_answered_and_probed_at_once(&mut node, 5000);
@@ -348,10 +343,7 @@ fn updates_with_long_paths_are_applied_but_not_flooded() {
     node.handle_message(at(1100), CONN, internal(2, InternalBody::LsUpdate(u)))
         .unwrap();
     assert!(drain(&mut node).is_empty());
-    assert_eq!(
-        node.cluster(C1).unwrap().node(n(2)).unwrap().adjacency(),
-        [n(3)]
-    );
+    assert_eq!(node.cluster(C1).unwrap().adjacency(n(2)), [n(3)]);
 }
 
 #[test]
@@ -449,9 +441,9 @@ fn full_top_update_replaces_adjacency_but_keeps_links_to_the_originator() {
     node.handle_message(at(1100), CONN, internal(2, InternalBody::FullTopUpdate(f)))
         .unwrap();
     let c = node.cluster(C1).unwrap();
-    assert_eq!(c.node(n(2)).unwrap().adjacency(), [n(3)]);
-    assert_eq!(c.node(n(3)).unwrap().adjacency(), [n(4), n(2)]);
-    assert_eq!(c.node(n(3)).unwrap().ls_stamp().seq, 2);
+    assert_eq!(c.adjacency(n(2)), [n(3)]);
+    assert_eq!(c.adjacency(n(3)), [n(4), n(2)]);
+    assert_eq!(c.ls_stamp(n(3)).unwrap().seq, 2);
     assert_eq!(
         node.route(C1, n(4)).map(|r| (r.next_hop, r.hops)),
         Some((n(2), 3))
@@ -471,10 +463,7 @@ fn full_top_update_replaces_adjacency_but_keeps_links_to_the_originator() {
     };
     node.handle_message(at(1200), CONN, internal(2, InternalBody::FullTopUpdate(f)))
         .unwrap();
-    assert_eq!(
-        node.cluster(C1).unwrap().node(n(3)).unwrap().adjacency(),
-        [n(2)]
-    );
+    assert_eq!(node.cluster(C1).unwrap().adjacency(n(3)), [n(2)]);
     assert_eq!(node.next_hop(C1, n(4)), None);
 }
 
@@ -485,8 +474,8 @@ fn transport_error_on_a_non_ping_send_restarts_probing_and_tears_down() {
     drain(&mut node);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 3, 1002, &[]);
-    let lsu = internal(1, InternalBody::UnknownId);
-    node.handle_send_failed(at(1100), C1, n(2), Some(lsu));
+    // A refused UNKNOWN_ID: hop-by-hop, not a PING.
+    node.handle_send_failed(at(1100), C1, n(2), false, None);
     assert_eq!(link(&node, 2), LinkState::RestartPinging);
     let ts = drain(&mut node);
     let InternalBody::LsUpdate(d) = sent_to(&ts, 3)[0] else {
@@ -1069,13 +1058,7 @@ fn overtaken_ls_update_about_another_link_is_still_applied_and_flooded_once() {
         .unwrap();
     node.handle_message(at(1101), CONN, lsu(1, 3, LinkUpdate::Up))
         .unwrap();
-    let mut adj = node
-        .cluster(C1)
-        .unwrap()
-        .node(n(2))
-        .unwrap()
-        .adjacency()
-        .to_vec();
+    let mut adj = node.cluster(C1).unwrap().adjacency(n(2)).to_vec();
     adj.sort();
     assert_eq!(
         adj,
@@ -1094,10 +1077,7 @@ fn overtaken_ls_update_about_another_link_is_still_applied_and_flooded_once() {
         .unwrap();
     node.handle_message(at(1104), CONN, lsu(3, 3, LinkUpdate::Up))
         .unwrap();
-    assert_eq!(
-        node.cluster(C1).unwrap().node(n(2)).unwrap().adjacency(),
-        [n(4)]
-    );
+    assert_eq!(node.cluster(C1).unwrap().adjacency(n(2)), [n(4)]);
 }
 
 #[test]
@@ -1186,21 +1166,11 @@ fn restarted_originator_without_ls_updates_is_believed_at_once() {
     };
     node.handle_message(at(1010), CONN, ftu(9, 100, 30, &[1, 3]))
         .unwrap();
-    assert_eq!(
-        node.cluster(C1).unwrap().node(n(2)).unwrap().adjacency(),
-        [n(3)]
-    );
+    assert_eq!(node.cluster(C1).unwrap().adjacency(n(2)), [n(3)]);
     // Restarted at ts 200: top counter 0, no LS_UPDATE yet, only its link to us.
     node.handle_message(at(1020), CONN, ftu(0, 200, -1, &[1]))
         .unwrap();
-    assert!(
-        node.cluster(C1)
-            .unwrap()
-            .node(n(2))
-            .unwrap()
-            .adjacency()
-            .is_empty()
-    );
+    assert!(node.cluster(C1).unwrap().adjacency(n(2)).is_empty());
 }
 
 #[test]
@@ -1224,13 +1194,7 @@ fn list_learned_from_ls_updates_only_is_completed_by_a_full_list_at_the_same_cou
     );
     node.handle_message(at(1100), CONN, ls).unwrap();
     let adjacency = |node: &Node| {
-        let mut a = node
-            .cluster(C1)
-            .unwrap()
-            .node(n(4))
-            .unwrap()
-            .adjacency()
-            .to_vec();
+        let mut a = node.cluster(C1).unwrap().adjacency(n(4)).to_vec();
         a.sort();
         a
     };

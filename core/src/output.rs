@@ -1,7 +1,7 @@
 //! What the core hands to its runtime (behaviour.md §6, §16): the transmits to encode and
 //! send, the events for the application, the reasons a received message was dropped, and
 //! the bounded queues that hold transmits and events between two drains. A leaf: every
-//! state machine and the coordinator write into [`Outputs`]; the runtime drains it through
+//! state machine and the coordinator write into `Outputs`; the runtime drains it through
 //! `Node::poll_transmit` and `Node::poll_event`.
 
 use alloc::collections::VecDeque;
@@ -87,43 +87,68 @@ pub enum Event {
     },
 }
 
-/// Why a received message was dropped. Every drop leaves the node's state unchanged except
-/// where the variant says otherwise; the Endpoint counts them by reason.
+/// Why a received message was dropped; the Endpoint counts them by reason.
+///
+/// A drop is not always free of side effects: the checks run in this order, and what the
+/// steps before the failing one did stays done.
+///
+/// 1. Own source id, our cluster, local node enabled: nothing has happened yet.
+/// 2. The source is a known node: its receive time (`last_recv`, behaviour.md §3.1) is
+///    recorded — for every message but a PONG from an enabled node, which records it only
+///    after its own check (§3.3).
+/// 3. Routed messages from an enabled source: a DOWN link to the source restarts probing
+///    (RESTART_PINGING; no packet, no event).
+/// 4. The message's own handler: its drops change nothing more unless the variant says so.
+///
+/// Each variant names the steps that ran before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DropReason {
-    /// The source id is our own id.
+    /// The source id is our own id. State unchanged.
     OwnSource,
-    /// The cluster is not one of ours.
+    /// The cluster is not one of ours. State unchanged.
     UnknownCluster,
-    /// The local node is disabled in that cluster.
+    /// The local node is disabled in that cluster. State unchanged.
     LocalDisabled,
-    /// The source id is not a known node (and no discovery applies).
+    /// The source id is not a known node and no discovery applies (a routed message; with
+    /// `db_mode = 1` any message; with `db_mode = 0` anything but PING and
+    /// NODE_DESCRIPTION). State unchanged. Also a SYNC_REQ from a known but unreachable
+    /// requester the capability adverts hold nothing about: after steps 2 and 3.
     UnknownSource,
-    /// The source node is administratively disabled (its receive time was recorded).
+    /// The source node is administratively disabled. Its receive time was recorded (step 2,
+    /// a PONG included); nothing else changed.
     SourceDisabled,
-    /// An update older than the stored (seq, timestamp) (wire.md §8).
+    /// An LS_UPDATE, FULL_TOP_UPDATE or CAP_UPDATE whose (seq, timestamp) is not newer than
+    /// the stored pair (wire.md §8). After step 2 (the sender's receive time); stored pairs,
+    /// topology and adverts unchanged.
     StaleUpdate,
-    /// An LS_UPDATE about a node we do not know.
+    /// An LS_UPDATE about a node we do not know (`db_mode = 1`). After step 2; nothing of
+    /// the update is stored, so a FULL_TOP_UPDATE with the same state still applies.
     UnknownNeighbour,
-    /// A node could not be learned: the cluster already holds 128 other nodes.
+    /// A node could not be learned from its NODE_DESCRIPTION: the cluster already holds 128
+    /// other nodes. State unchanged (the sender is not known, step 2 did not run).
     ClusterFull,
-    /// A node could not be learned: its URL does not parse.
+    /// A node could not be learned from its NODE_DESCRIPTION: its URL does not parse.
+    /// State unchanged.
     BadUrl,
-    /// The message type is not handled from this source in this mode (e.g. NODE_DESCRIPTION
-    /// or REMOVE_NODE with `db_mode = 1`).
+    /// The message type is not handled in this mode: REMOVE_NODE with `db_mode = 1`.
+    /// After steps 2 and 3.
     NotApplicable,
-    /// A packet to relay names a destination we do not know.
+    /// A packet to relay names a destination we do not know. After steps 2 and 3.
     UnknownDestination,
-    /// A packet to relay arrived while rerouting is disabled.
+    /// A packet to relay arrived while rerouting is disabled. After steps 2 and 3.
     ReroutingDisabled,
-    /// A packet to relay has no route to its destination.
+    /// A packet to relay has no route to its destination. After steps 2 and 3.
     NoRoute,
-    /// A sync or module packet for a capability not registered here.
+    /// A SYNC_REQ, SYNC, SYNC_END or module packet for a capability not registered here,
+    /// or a SYNC_REQ from an unreachable requester that does not advertise the capability
+    /// (its reply cannot be deferred). After steps 2 and 3.
     UnknownCapability,
-    /// A sync or module packet for a capability disabled here.
+    /// A SYNC_REQ, SYNC, SYNC_END or module packet for a capability disabled here. After
+    /// steps 2 and 3.
     CapabilityDisabled,
-    /// SYNC or SYNC_END from a node we did not ask (quirk #12).
+    /// SYNC or SYNC_END from a node we did not ask while unsolicited syncs are ignored
+    /// (quirk #12). After steps 2 and 3; the capability's sync state is unchanged.
     UnsolicitedSync,
 }
 
@@ -204,6 +229,32 @@ impl Outputs {
             self.events.push_back(e);
         } else {
             self.dropped_events += 1;
+        }
+    }
+}
+
+/// Outcome of a send, as the OpenSIPS API reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SendStatus {
+    /// 0: sent, or nothing to do (destination administratively disabled, no node matched).
+    Success,
+    /// 1: the local node is disabled in the cluster; nothing sent.
+    CurrDisabled,
+    /// −1: no route to the destination (every destination, for a broadcast).
+    DestDown,
+    /// −2: unknown cluster or destination; nothing sent.
+    SendErr,
+}
+
+impl SendStatus {
+    /// The numeric code of the OpenSIPS API.
+    pub fn code(self) -> i32 {
+        match self {
+            SendStatus::Success => 0,
+            SendStatus::CurrDisabled => 1,
+            SendStatus::DestDown => -1,
+            SendStatus::SendErr => -2,
         }
     }
 }

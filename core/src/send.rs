@@ -13,31 +13,7 @@ use crate::node::{Ctx, Node};
 use crate::output::Event;
 use crate::time::Now;
 
-/// Outcome of a send, as the OpenSIPS API reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum SendStatus {
-    /// 0: sent, or nothing to do (destination administratively disabled, no node matched).
-    Success,
-    /// 1: the local node is disabled in the cluster; nothing sent.
-    CurrDisabled,
-    /// −1: no route to the destination (every destination, for a broadcast).
-    DestDown,
-    /// −2: unknown cluster or destination; nothing sent.
-    SendErr,
-}
-
-impl SendStatus {
-    /// The numeric code of the OpenSIPS API.
-    pub fn code(self) -> i32 {
-        match self {
-            SendStatus::Success => 0,
-            SendStatus::CurrDisabled => 1,
-            SendStatus::DestDown => -1,
-            SendStatus::SendErr => -2,
-        }
-    }
-}
+pub use crate::output::SendStatus;
 
 impl Ctx<'_> {
     /// Unicast rules 2, 3, 5 and 6 of §5.5 (the caller checked cluster and local state).

@@ -45,10 +45,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::config::Timers;
-use crate::id::{ClusterId, NodeId};
-use crate::node::Node;
-use crate::send::SendStatus;
-use crate::time::{Instant, Now};
+use crate::id::NodeId;
+use crate::output::SendStatus;
+use crate::time::Instant;
 
 pub use crate::config::{DEFAULT_HOLD_DOWN_MS, ElectionConfig, ShtagConfig, ShtagState};
 
@@ -527,43 +526,6 @@ impl SharingTags {
 /// partition): the repetition must leave keep-alive gaps.
 pub fn reannounce_period_ms(config: &ElectionConfig, timers: &Timers) -> u64 {
     config.hold_down_ms.max(2 * timers.ping_interval_ms())
-}
-
-impl Node {
-    /// `clusterer_shtag_set_active` / `$cluster.sh_tag = "active"` / API: makes the tag
-    /// active (creating it if unknown) and announces it (behaviour.md §10.2).
-    ///
-    /// A tag in election mode cannot be set active by hand: its owner follows the
-    /// (eligible, priority, id) order, and a manual move would be reverted by the next
-    /// conflict. To move it, disable the active node or change priorities.
-    ///
-    /// # Errors
-    /// [`ShtagError::UnknownCluster`], [`ShtagError::ElectionMode`]; nothing changed.
-    pub fn shtag_set_active(
-        &mut self,
-        now: Now,
-        name: &str,
-        cluster: ClusterId,
-        reason: ShtagReason,
-    ) -> Result<(), ShtagError> {
-        self.with_ctx(now, cluster, |ctx, c| {
-            ctx.with_shtags(c, |tags, port| tags.set_active(port, name, reason))
-        })
-        .unwrap_or(Err(ShtagError::UnknownCluster))
-    }
-
-    /// The state of a tag (backup for an unknown tag of a known cluster, as OpenSIPS
-    /// creates it on first reference); `None` for an unknown cluster.
-    pub fn shtag_state(&self, name: &str, cluster: ClusterId) -> Option<ShtagState> {
-        Some(self.cluster(cluster)?.shtags.state(name))
-    }
-
-    /// Every sharing tag with its cluster (MI `clusterer_list_shtags`).
-    pub fn shtags(&self) -> impl Iterator<Item = (ClusterId, &SharingTag)> {
-        self.clusters
-            .iter()
-            .flat_map(|c| c.shtags.tags().iter().map(move |t| (c.id, t)))
-    }
 }
 
 #[cfg(test)]

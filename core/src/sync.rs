@@ -22,28 +22,17 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use crate::capability::{
-    CapabilityError, CapabilityEvent, InProgress, LocalCapability, NodeMatch, Requested, SyncStatus,
+    CapabilityEvent, InProgress, LocalCapability, NodeMatch, Requested, SyncStatus,
 };
-use crate::id::{ClusterId, NodeId};
+use crate::id::NodeId;
+use crate::message::sizes::{MAX_EMIT_LEN, SYNC_CHUNK_HEADER_LEN, TRAILER_LEN, sync_overhead};
 use crate::message::{ModulePacket, RoutedBody, Sync, SyncEnd, SyncReq};
-use crate::node::Node;
 use crate::output::DropReason;
 use crate::time::Now;
 
-/// Bytes of a SYNC packet before its first chunk, without the capability name: header
-/// (marker, length, version, cap_len, `clusterer-extra`, type), the name's length field and
-/// the data_version.
-const SYNC_FIXED_OVERHEAD: usize = 4 + 4 + 2 + 2 + 15 + 4 + 2 + 4;
-/// Bytes of a chunk header (size, marker).
-const CHUNK_HEADER: usize = 8;
-/// Bytes of the routing trailer.
-const TRAILER: usize = 12;
-/// Largest packet we emit (wire.md §2.2).
-const MAX_PACKET: usize = 65515;
-
 pub use crate::config::SyncOptions;
 
-/// What [`Node::request_sync`] did.
+/// What [`Node::request_sync`](crate::Node::request_sync) did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RequestSync {
@@ -234,7 +223,7 @@ impl LocalCapability {
             .handle_event(CapabilityEvent::SyncRequested { requester });
         let name = self.name.clone();
         let data_version = self.handler.data_version();
-        let fixed = SYNC_FIXED_OVERHEAD + name.len();
+        let fixed = sync_overhead(name.len());
         let limit = port.settings().packet_size;
         let mut packets: Vec<Sync> = Vec::new();
         let mut current = Sync {
@@ -247,15 +236,15 @@ impl LocalCapability {
         let mut too_large = 0u64;
         self.handler
             .produce_sync_chunks(requester, &mut |chunk: &[u8]| {
-                let wire = CHUNK_HEADER + chunk.len();
-                if fixed + wire + TRAILER > MAX_PACKET {
+                let wire = SYNC_CHUNK_HEADER_LEN + chunk.len();
+                if fixed + wire + TRAILER_LEN > MAX_EMIT_LEN {
                     // Cannot be encoded in any packet: not sent (cachedb-local.md quirk #7).
                     too_large += 1;
                     return;
                 }
                 let previous = current.chunks.last().map_or(0, Vec::len);
                 let over_soft = !current.chunks.is_empty() && current_len + previous > limit;
-                let over_hard = current_len + wire + TRAILER > MAX_PACKET;
+                let over_hard = current_len + wire + TRAILER_LEN > MAX_EMIT_LEN;
                 if over_soft || over_hard {
                     packets.push(core::mem::replace(
                         &mut current,
@@ -537,30 +526,6 @@ impl LocalCapability {
             self.report(port.now().unix_time, text);
             self.abort_sync(port, false);
         }
-    }
-}
-
-impl Node {
-    /// `cl_request_sync`: asks the best donor for the capability's data, or queues the
-    /// request until one appears (behaviour.md §9.5).
-    ///
-    /// # Errors
-    /// [`CapabilityError`] for an unknown cluster or capability.
-    pub fn request_sync(
-        &mut self,
-        now: Now,
-        cluster: ClusterId,
-        capability: &str,
-    ) -> Result<RequestSync, CapabilityError> {
-        self.with_ctx(now, cluster, |ctx, c| {
-            let index = c
-                .capabilities
-                .iter()
-                .position(|cap| cap.name == capability)
-                .ok_or(CapabilityError::UnknownCapability)?;
-            Ok(ctx.with_capability(c, index, |cap, port| cap.request_sync(port)))
-        })
-        .unwrap_or(Err(CapabilityError::UnknownCluster))
     }
 }
 

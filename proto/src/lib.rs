@@ -21,4 +21,7 @@ pub mod endpoint;
 pub mod wire;
 
 pub use deframer::{DEFRAMER_CAPACITY, Deframer};
-pub use endpoint::{Destination, Endpoint, EndpointOptions, Lane, OutgoingPacket};
+pub use endpoint::{
+    BufferTooSmall, Destination, Endpoint, EndpointOptions, Lane, OutgoingPacket, PacketInfo,
+    PacketKind,
+};

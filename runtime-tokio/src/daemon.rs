@@ -315,7 +315,7 @@ fn reload_hook(handle: Handle, settings: db::DbSettings) -> ReloadHook {
             }
             let clusters = p.clusters;
             let r = handle
-                .call(move |s| s.endpoint.node_mut().reload(s.now, clusters))
+                .call(move |s| s.endpoint.reload(s.now, clusters))
                 .await;
             match r {
                 Ok(Ok(())) if skipped.is_empty() => Ok(Value::from("OK")),

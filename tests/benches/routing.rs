@@ -134,14 +134,14 @@ fn bench_routing(c: &mut Criterion) {
 
     let cluster = node.cluster(CLUSTER).unwrap();
     let me = cluster.local().id();
-    let direct: Vec<NodeId> = cluster.local().adjacency().to_vec();
+    let direct: Vec<NodeId> = cluster.local_adjacency().to_vec();
     let nodes: Vec<RouteNode<'_>> = cluster
         .nodes()
         .iter()
         .map(|n| RouteNode {
             id: n.id(),
             priority: n.priority(),
-            adjacency: n.adjacency(),
+            adjacency: cluster.adjacency(n.id()),
         })
         .collect();
     c.bench_function("route/bfs_full_128", |b| {

@@ -859,8 +859,7 @@ fn capability_disabled_while_its_sync_request_waits_keeps_live_updates_in_order(
         ensure(&sim, held > 0, || "nothing was held back".into());
         for enabled in [false, true] {
             sim.with_endpoint(r, |ep, now| {
-                ep.node_mut()
-                    .set_capability_enabled(now, CLUSTER, KV_CAPABILITY, enabled)
+                ep.set_capability_enabled(now, CLUSTER, KV_CAPABILITY, enabled)
             })
             .unwrap()
             .unwrap();

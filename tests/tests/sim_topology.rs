@@ -68,13 +68,7 @@ fn ids(range: std::ops::RangeInclusive<u32>) -> Vec<NodeId> {
 /// The next heartbeat tick of `node` at or after `t` (ticks are one period apart from the
 /// node's start; `poll_timeout` gives their phase).
 fn tick_at_or_after(sim: &Sim, node: NodeId, t: Instant) -> Instant {
-    let phase = sim
-        .endpoint(node)
-        .unwrap()
-        .poll_timeout()
-        .unwrap()
-        .as_millis()
-        % TICK;
+    let phase = sim.endpoint(node).unwrap().poll_timeout().as_millis() % TICK;
     let t = t.as_millis();
     let base = t - t % TICK + phase;
     ms(if base >= t { base } else { base + TICK })
@@ -485,12 +479,8 @@ fn restarted_node_is_accepted_again_by_every_peer() {
 /// then, once the link is UP again, LS_UPDATE(UP), so its ls counter moves by two.
 fn flap(sim: &mut Sim, x: NodeId, y: NodeId) {
     sim.with_endpoint(x, |ep, now| {
-        ep.node_mut()
-            .set_status(now, CLUSTER, Some(y), false)
-            .unwrap();
-        ep.node_mut()
-            .set_status(now, CLUSTER, Some(y), true)
-            .unwrap();
+        ep.set_status(now, CLUSTER, Some(y), false).unwrap();
+        ep.set_status(now, CLUSTER, Some(y), true).unwrap();
     })
     .unwrap();
 }

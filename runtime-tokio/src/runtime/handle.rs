@@ -120,16 +120,17 @@ impl Handle {
     /// [`Stopped`].
     pub async fn get_nodes(&self, cluster: ClusterId) -> Result<Vec<NodeSummary>, Stopped> {
         self.call(move |s| {
-            let node = s.endpoint.node_mut();
-            let ids: Vec<NodeId> = node
+            let ids: Vec<NodeId> = s
+                .endpoint
+                .node()
                 .cluster(cluster)
                 .map(|c| c.nodes().iter().map(|n| n.id()).collect())
                 .unwrap_or_default();
             let hops: Vec<(NodeId, Option<NodeId>)> = ids
                 .iter()
-                .map(|&id| (id, node.next_hop(cluster, id)))
+                .map(|&id| (id, s.endpoint.next_hop(cluster, id)))
                 .collect();
-            let Some(c) = node.cluster(cluster) else {
+            let Some(c) = s.endpoint.node().cluster(cluster) else {
                 return Vec::new();
             };
             hops.into_iter()
@@ -159,8 +160,7 @@ impl Handle {
         cluster: ClusterId,
         node: NodeId,
     ) -> Result<Option<NodeId>, Stopped> {
-        self.call(move |s| s.endpoint.node_mut().next_hop(cluster, node))
-            .await
+        self.call(move |s| s.endpoint.next_hop(cluster, node)).await
     }
 
     /// `send_to` for a module packet.
@@ -175,7 +175,7 @@ impl Handle {
         packet: ModulePacket,
     ) -> Result<SendStatus, Stopped> {
         self.call(move |s| {
-            s.endpoint.node_mut().send_to_with_version(
+            s.endpoint.send_to_with_version(
                 s.now,
                 cluster,
                 dest,
@@ -198,7 +198,7 @@ impl Handle {
         packet: ModulePacket,
     ) -> Result<SendStatus, Stopped> {
         self.call(move |s| {
-            s.endpoint.node_mut().broadcast_matching(
+            s.endpoint.broadcast_matching(
                 s.now,
                 cluster,
                 matching,
@@ -219,12 +219,8 @@ impl Handle {
         node: Option<NodeId>,
         enabled: bool,
     ) -> Result<Result<(), SetStatusError>, Stopped> {
-        self.call(move |s| {
-            s.endpoint
-                .node_mut()
-                .set_status(s.now, cluster, node, enabled)
-        })
-        .await
+        self.call(move |s| s.endpoint.set_status(s.now, cluster, node, enabled))
+            .await
     }
 
     /// `cluster_check_addr`.
@@ -254,14 +250,8 @@ impl Handle {
         handler: Box<dyn Capability>,
     ) -> Result<Result<(), CapabilityError>, Stopped> {
         self.call(move |s| {
-            s.endpoint.node_mut().register_capability(
-                s.now,
-                cluster,
-                &name,
-                startup_sync,
-                condition,
-                handler,
-            )
+            s.endpoint
+                .register_capability(s.now, cluster, &name, startup_sync, condition, handler)
         })
         .await
     }
@@ -275,12 +265,8 @@ impl Handle {
         cluster: ClusterId,
         capability: String,
     ) -> Result<Result<RequestSync, CapabilityError>, Stopped> {
-        self.call(move |s| {
-            s.endpoint
-                .node_mut()
-                .request_sync(s.now, cluster, &capability)
-        })
-        .await
+        self.call(move |s| s.endpoint.request_sync(s.now, cluster, &capability))
+            .await
     }
 
     /// `get_my_index`: (index, count) among the local node and the reachable nodes with the
@@ -293,7 +279,7 @@ impl Handle {
         cluster: ClusterId,
         capability: String,
     ) -> Result<Option<(usize, usize)>, Stopped> {
-        self.call(move |s| s.endpoint.node_mut().my_index(cluster, &capability))
+        self.call(move |s| s.endpoint.my_index(cluster, &capability))
             .await
     }
 
@@ -320,12 +306,8 @@ impl Handle {
         cluster: ClusterId,
         reason: ShtagReason,
     ) -> Result<Result<(), ShtagError>, Stopped> {
-        self.call(move |s| {
-            s.endpoint
-                .node_mut()
-                .shtag_set_active(s.now, &name, cluster, reason)
-        })
-        .await
+        self.call(move |s| s.endpoint.shtag_set_active(s.now, &name, cluster, reason))
+            .await
     }
 
     /// `cluster_send_req`: a GENERIC_MSG request with a new exchange tag; returns the send
@@ -340,10 +322,9 @@ impl Handle {
         message: Vec<u8>,
     ) -> Result<(SendStatus, String), Stopped> {
         self.call(move |s| {
-            let node = s.endpoint.node_mut();
-            let tag = node.generate_tag(cluster);
+            let tag = s.endpoint.generate_tag(cluster);
             let body = generic(GenericKind::Request, tag.clone().into_bytes(), message);
-            (node.send_to(s.now, cluster, dest, body), tag)
+            (s.endpoint.send_to(s.now, cluster, dest, body), tag)
         })
         .await
     }
@@ -360,7 +341,7 @@ impl Handle {
         tag: Vec<u8>,
     ) -> Result<SendStatus, Stopped> {
         self.call(move |s| {
-            s.endpoint.node_mut().send_to(
+            s.endpoint.send_to(
                 s.now,
                 cluster,
                 dest,
@@ -382,8 +363,7 @@ impl Handle {
         include_self: bool,
     ) -> Result<(SendStatus, String), Stopped> {
         self.call(move |s| {
-            let node = s.endpoint.node_mut();
-            let tag = node.generate_tag(cluster);
+            let tag = s.endpoint.generate_tag(cluster);
             let body = generic(GenericKind::Request, tag.clone().into_bytes(), message);
             let matching = if include_self {
                 NodeMatch::All
@@ -391,7 +371,8 @@ impl Handle {
                 NodeMatch::Any
             };
             (
-                node.broadcast_matching(s.now, cluster, matching, 1, body),
+                s.endpoint
+                    .broadcast_matching(s.now, cluster, matching, 1, body),
                 tag,
             )
         })

@@ -168,7 +168,6 @@ impl Cluster {
             .map_err(StartError::Config)?;
         for reg in options.capabilities {
             endpoint
-                .node_mut()
                 .register_capability(
                     clock.now(),
                     reg.cluster,
@@ -267,13 +266,8 @@ impl Engine {
     async fn run(mut self) {
         self.flush();
         loop {
-            let deadline = self.endpoint.poll_timeout().map(|t| self.clock.deadline(t));
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let deadline = self.clock.deadline(self.endpoint.poll_timeout());
+            let sleep = tokio::time::sleep_until(deadline);
             tokio::select! {
                 input = self.net_rx.recv() => {
                     let Some(input) = input else { break };
@@ -334,7 +328,7 @@ impl Engine {
             let mut progressed = false;
             while let Some(packet) = self.endpoint.poll_transmit() {
                 progressed = true;
-                let bind = self.bind_ips.get(&packet.cluster).copied();
+                let bind = self.bind_ips.get(&packet.info.cluster).copied();
                 if let Err(packet) = self.transport.send(packet, bind) {
                     self.endpoint.handle_send_failed(self.clock.now(), packet);
                 }

@@ -77,7 +77,7 @@ impl Queues {
         &self,
         packet: OutgoingPacket,
     ) -> Result<(), mpsc::error::TrySendError<OutgoingPacket>> {
-        match packet.lane {
+        match packet.info.lane {
             Lane::Control => self.control.try_send(packet),
             Lane::Bulk => self.bulk.try_send(packet),
         }
@@ -198,7 +198,7 @@ impl Transport {
         packet: OutgoingPacket,
         bind_ip: Option<IpAddr>,
     ) -> Result<(), OutgoingPacket> {
-        let id = match packet.to {
+        let id = match packet.info.to {
             Destination::Connection(id) => id,
             Destination::Node { address, .. } => {
                 let dest = address.socket;
@@ -220,7 +220,7 @@ impl Transport {
             Err(mpsc::error::TrySendError::Closed(p)) => {
                 // The connection died under us: forget it and retry once on a new one.
                 self.close(id);
-                match p.to {
+                match p.info.to {
                     Destination::Node { address, .. } => {
                         let id = self.connect(address.socket, bind_ip);
                         match self.conns.get(&id) {
@@ -404,6 +404,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use clusterer_core::{ClusterId, NodeAddress, NodeId};
+    use clusterer_proto::endpoint::{PacketInfo, PacketKind};
 
     use super::*;
 
@@ -411,13 +412,24 @@ mod tests {
     const BULK_SIZE: usize = 60_000;
 
     fn packet(port: u16, lane: Lane, fill: u8, len: usize) -> OutgoingPacket {
-        OutgoingPacket {
-            cluster: ClusterId::new(1).unwrap(),
-            to: Destination::Node {
-                id: NodeId::new(2).unwrap(),
-                address: NodeAddress::parse(&format!("bin:127.0.0.1:{port}")).unwrap(),
+        let kind = match lane {
+            Lane::Control => PacketKind::Internal,
+            Lane::Bulk => PacketKind::Routed {
+                destination: NodeId::new(2).unwrap(),
             },
-            lane,
+        };
+        OutgoingPacket {
+            info: PacketInfo {
+                cluster: ClusterId::new(1).unwrap(),
+                to: Destination::Node {
+                    id: NodeId::new(2).unwrap(),
+                    address: NodeAddress::parse(&format!("bin:127.0.0.1:{port}")).unwrap(),
+                },
+                lane,
+                kind,
+                type_name: "TEST",
+                relayed: false,
+            },
             bytes: vec![fill; len],
         }
     }

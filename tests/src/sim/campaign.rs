@@ -1272,9 +1272,7 @@ impl Run {
                     return false;
                 }
                 self.sim
-                    .with_endpoint(id, |ep, now| {
-                        ep.node_mut().set_status(now, CLUSTER, None, enable)
-                    })
+                    .with_endpoint(id, |ep, now| ep.set_status(now, CLUSTER, None, enable))
                     .is_ok_and(|r| r.is_ok())
             }
             FaultKind::DisableLink => {
@@ -1287,9 +1285,7 @@ impl Run {
                 };
                 let done = self
                     .sim
-                    .with_endpoint(a, |ep, now| {
-                        ep.node_mut().set_status(now, CLUSTER, Some(b), false)
-                    })
+                    .with_endpoint(a, |ep, now| ep.set_status(now, CLUSTER, Some(b), false))
                     .is_ok_and(|r| r.is_ok());
                 if done {
                     self.disabled_links.insert((a, b));
@@ -1304,9 +1300,7 @@ impl Run {
                 self.picked.extend([a, b]);
                 self.disabled_links.remove(&(a, b));
                 self.sim
-                    .with_endpoint(a, |ep, now| {
-                        ep.node_mut().set_status(now, CLUSTER, Some(b), true)
-                    })
+                    .with_endpoint(a, |ep, now| ep.set_status(now, CLUSTER, Some(b), true))
                     .is_ok_and(|r| r.is_ok())
             }
             FaultKind::RemoveNode => {
@@ -1319,7 +1313,7 @@ impl Run {
                 };
                 let done = self
                     .sim
-                    .with_endpoint(a, |ep, now| ep.node_mut().remove_node(now, CLUSTER, b))
+                    .with_endpoint(a, |ep, now| ep.remove_node(now, CLUSTER, b))
                     .is_ok_and(|r| r.is_ok());
                 if done {
                     self.removed.insert(b);
@@ -1330,12 +1324,7 @@ impl Run {
                 Some(id) => self
                     .sim
                     .with_endpoint(id, |ep, now| {
-                        ep.node_mut().shtag_set_active(
-                            now,
-                            COMPAT_TAG,
-                            CLUSTER,
-                            ShtagReason::MiCommand,
-                        )
+                        ep.shtag_set_active(now, COMPAT_TAG, CLUSTER, ShtagReason::MiCommand)
                     })
                     .is_ok_and(|r| r.is_ok()),
                 None => false,
@@ -1350,17 +1339,14 @@ impl Run {
                 }
                 self.sim
                     .with_endpoint(id, |ep, now| {
-                        ep.node_mut()
-                            .set_capability_enabled(now, CLUSTER, KV_CAPABILITY, enable)
+                        ep.set_capability_enabled(now, CLUSTER, KV_CAPABILITY, enable)
                     })
                     .is_ok_and(|r| r.is_ok())
             }
             FaultKind::RequestSync => match self.pick_node(&[Running]) {
                 Some(id) => self
                     .sim
-                    .with_endpoint(id, |ep, now| {
-                        ep.node_mut().request_sync(now, CLUSTER, KV_CAPABILITY)
-                    })
+                    .with_endpoint(id, |ep, now| ep.request_sync(now, CLUSTER, KV_CAPABILITY))
                     .is_ok_and(|r| r.is_ok()),
                 None => false,
             },
@@ -1516,9 +1502,9 @@ impl Run {
     fn undo_admin(&mut self) {
         for id in self.with_status(&[NodeStatus::Running]) {
             let _ = self.sim.with_endpoint(id, |ep, now| {
-                let node = ep.node_mut();
-                let _ = node.set_status(now, CLUSTER, None, true);
-                let disabled: Vec<NodeId> = node
+                let _ = ep.set_status(now, CLUSTER, None, true);
+                let disabled: Vec<NodeId> = ep
+                    .node()
                     .cluster(CLUSTER)
                     .map(|c| {
                         c.nodes()
@@ -1529,9 +1515,9 @@ impl Run {
                     })
                     .unwrap_or_default();
                 for b in disabled {
-                    let _ = node.set_status(now, CLUSTER, Some(b), true);
+                    let _ = ep.set_status(now, CLUSTER, Some(b), true);
                 }
-                let _ = node.set_capability_enabled(now, CLUSTER, KV_CAPABILITY, true);
+                let _ = ep.set_capability_enabled(now, CLUSTER, KV_CAPABILITY, true);
             });
         }
         self.disabled_links.clear();
@@ -1560,11 +1546,11 @@ impl Run {
                     .and_then(|n| n.cluster(CLUSTER))
                     .is_some_and(|c| {
                         synced.iter().any(|&x| {
-                            c.node(x).is_some_and(|rn| {
-                                !rn.capabilities()
+                            c.node(x).is_some()
+                                && !c
+                                    .remote_capabilities(x)
                                     .iter()
                                     .any(|rc| rc.name() == KV_CAPABILITY && rc.is_ok())
-                            })
                         })
                     })
         })
@@ -1573,9 +1559,9 @@ impl Run {
     fn request_missing_syncs(&mut self) {
         for id in self.with_status(&[NodeStatus::Running]) {
             if self.cap_status(id) == Some(SyncStatus::NotSynced) {
-                let _ = self.sim.with_endpoint(id, |ep, now| {
-                    ep.node_mut().request_sync(now, CLUSTER, KV_CAPABILITY)
-                });
+                let _ = self
+                    .sim
+                    .with_endpoint(id, |ep, now| ep.request_sync(now, CLUSTER, KV_CAPABILITY));
             }
         }
     }

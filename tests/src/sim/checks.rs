@@ -86,14 +86,14 @@ pub fn stale_path_explains(
         .map(|(_, s)| s)
         .collect();
     let mut adjacency: BTreeMap<NodeId, Vec<NodeId>> = BTreeMap::new();
-    adjacency.insert(observer, c.local().adjacency().to_vec());
+    adjacency.insert(observer, c.local_adjacency().to_vec());
     let mut pruned_restarted = false;
     for r in c.nodes() {
         let own = sim
             .stored_adjacency(r.id(), cluster, r.id())
             .unwrap_or_default();
         let (kept, pruned): (Vec<NodeId>, Vec<NodeId>) =
-            r.adjacency().iter().partition(|y| own.contains(y));
+            c.adjacency(r.id()).iter().partition(|y| own.contains(y));
         if !pruned.is_empty() && stale_incarnation.contains(&r.id()) {
             pruned_restarted = true;
         }

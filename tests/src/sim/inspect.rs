@@ -126,22 +126,26 @@ pub fn endpoint_violations(ep: &mut Endpoint) -> Vec<String> {
         problems.push(format!("{} framing errors", counters.framing_errors));
     }
     for (cause, count) in &counters.dropped {
-        if matches!(cause, DropCause::Malformed(_) | DropCause::Unencodable) {
+        if matches!(
+            cause,
+            DropCause::Malformed(_) | DropCause::Unencodable | DropCause::ResendQueueFull
+        ) {
             problems.push(format!("{count} packets dropped as {}", cause.name()));
         }
     }
-    let node = ep.node_mut();
-    let stats = node.stats();
+    let stats = ep.node().stats();
     if stats.dropped_transmits > 0 || stats.dropped_events > 0 {
         problems.push(format!(
             "queues overflowed: {} transmits, {} events dropped",
             stats.dropped_transmits, stats.dropped_events
         ));
     }
-    let clusters: Vec<ClusterId> = node.clusters().iter().map(|c| c.id()).collect();
+    let clusters: Vec<ClusterId> = ep.node().clusters().iter().map(|c| c.id()).collect();
     for cid in clusters {
-        let Some(c) = node.cluster(cid) else { continue };
-        let local: BTreeSet<NodeId> = c.local().adjacency().iter().copied().collect();
+        let Some(c) = ep.node().cluster(cid) else {
+            continue;
+        };
+        let local: BTreeSet<NodeId> = c.local_adjacency().iter().copied().collect();
         let up: BTreeSet<NodeId> = c
             .nodes()
             .iter()
@@ -153,7 +157,7 @@ pub fn endpoint_violations(ep: &mut Endpoint) -> Vec<String> {
                 "cluster {cid}: own adjacency {local:?} differs from UP links {up:?}"
             ));
         }
-        if c.local().adjacency().len() != local.len() {
+        if c.local_adjacency().len() != local.len() {
             problems.push(format!("cluster {cid}: duplicate in own adjacency"));
         }
         if c.nodes().len() > MAX_NODES {
@@ -165,12 +169,12 @@ pub fn endpoint_violations(ep: &mut Endpoint) -> Vec<String> {
         if let Some(n) = c
             .nodes()
             .iter()
-            .find(|n| n.adjacency().len() > MAX_NODES + 1)
+            .find(|n| c.adjacency(n.id()).len() > MAX_NODES + 1)
         {
             problems.push(format!(
                 "cluster {cid}: n{}'s adjacency holds {} ids, past the cap",
                 n.id(),
-                n.adjacency().len()
+                c.adjacency(n.id()).len()
             ));
         }
         let mut flags = Vec::new();
@@ -181,7 +185,7 @@ pub fn endpoint_violations(ep: &mut Endpoint) -> Vec<String> {
             flags.push((n.id(), n.is_reachable()));
         }
         for (id, reachable) in flags {
-            let hop = node.next_hop(cid, id);
+            let hop = ep.next_hop(cid, id);
             if hop.is_some() != reachable {
                 problems.push(format!(
                     "cluster {cid}: n{id} reachable flag {reachable} but next hop {hop:?}"
@@ -338,9 +342,10 @@ impl Sim {
     ) -> Option<BTreeSet<NodeId>> {
         let c = self.node(observer)?.cluster(cluster)?;
         let list = if observer == subject {
-            c.local().adjacency()
+            c.local_adjacency()
         } else {
-            c.node(subject)?.adjacency()
+            c.node(subject)?;
+            c.adjacency(subject)
         };
         Some(list.iter().copied().collect())
     }
@@ -384,11 +389,7 @@ impl Sim {
         dest: NodeId,
     ) -> Option<NodeId> {
         let &i = self.index.get(&observer)?;
-        self.nodes[i]
-            .endpoint
-            .as_mut()?
-            .node_mut()
-            .next_hop(cluster, dest)
+        self.nodes[i].endpoint.as_mut()?.next_hop(cluster, dest)
     }
 
     /// Every next hop among `among`: `(observer, dest) → hop`.
@@ -421,15 +422,15 @@ impl Sim {
                 s.push('\n');
                 continue;
             };
-            let _ = writeln!(s, " own {:?}", c.local().adjacency());
+            let _ = writeln!(s, " own {:?}", c.local_adjacency());
             for r in c.nodes() {
                 let _ = writeln!(
                     s,
                     "    n{}: {:?} ls {} adj {:?}",
                     r.id(),
                     r.link_state(),
-                    r.ls_stamp().seq,
-                    r.adjacency()
+                    c.ls_stamp(r.id()).unwrap_or_default().seq,
+                    c.adjacency(r.id())
                 );
             }
         }

@@ -663,7 +663,7 @@ impl Sim {
         let Some(ep) = self.nodes[i].endpoint.as_mut() else {
             return;
         };
-        let r = ep.node_mut().register_capability(
+        let r = ep.register_capability(
             now,
             spec.cluster,
             KV_CAPABILITY,
@@ -736,33 +736,30 @@ impl Sim {
         let u = lock(&self.kv_world).issue(writer, key);
         SimKv::apply_local(&state, &u);
         let body = RoutedBody::Module(u.packet());
-        let statuses = self.with_endpoint(writer, |ep, now| {
-            let node = ep.node_mut();
-            match how {
-                KvSend::Broadcast => {
-                    let s = node.broadcast_matching(now, spec, NodeMatch::Any, KV_VERSION, body);
-                    vec![(writer, s)]
-                }
-                KvSend::To(dest) => {
-                    vec![(
-                        dest,
-                        node.send_to_with_version(now, spec, dest, KV_VERSION, body),
-                    )]
-                }
-                KvSend::EachNode => {
-                    let dests: Vec<NodeId> = node
-                        .cluster(spec)
-                        .map(|c| c.nodes().iter().map(|n| n.id()).collect())
-                        .unwrap_or_default();
-                    dests
-                        .into_iter()
-                        .map(|d| {
-                            let s =
-                                node.send_to_with_version(now, spec, d, KV_VERSION, body.clone());
-                            (d, s)
-                        })
-                        .collect()
-                }
+        let statuses = self.with_endpoint(writer, |ep, now| match how {
+            KvSend::Broadcast => {
+                let s = ep.broadcast_matching(now, spec, NodeMatch::Any, KV_VERSION, body);
+                vec![(writer, s)]
+            }
+            KvSend::To(dest) => {
+                vec![(
+                    dest,
+                    ep.send_to_with_version(now, spec, dest, KV_VERSION, body),
+                )]
+            }
+            KvSend::EachNode => {
+                let dests: Vec<NodeId> = ep
+                    .node()
+                    .cluster(spec)
+                    .map(|c| c.nodes().iter().map(|n| n.id()).collect())
+                    .unwrap_or_default();
+                dests
+                    .into_iter()
+                    .map(|d| {
+                        let s = ep.send_to_with_version(now, spec, d, KV_VERSION, body.clone());
+                        (d, s)
+                    })
+                    .collect()
             }
         })?;
         self.note(format_args!(

@@ -64,7 +64,7 @@ use clusterer_core::message::RoutedBody;
 use clusterer_core::{
     ClusterId, Config, ConfigError, ConnectionId, Instant, NodeAddress, NodeId, Now, SendStatus,
 };
-use clusterer_proto::{Destination, Endpoint, EndpointOptions, OutgoingPacket};
+use clusterer_proto::{Destination, Endpoint, EndpointOptions, OutgoingPacket, PacketKind};
 
 pub use clock::{DEFAULT_BASE_UNIX_TIME, EventQueue, NodeClock};
 pub use harness::{
@@ -544,9 +544,7 @@ impl Sim {
         dest: NodeId,
         body: RoutedBody,
     ) -> Result<SendStatus, SimError> {
-        let status = self.with_endpoint(from, |ep, now| {
-            ep.node_mut().send_to(now, cluster, dest, body)
-        })?;
+        let status = self.with_endpoint(from, |ep, now| ep.send_to(now, cluster, dest, body))?;
         self.note(format_args!(
             "command: n{from} send_to n{dest} -> {status:?}"
         ));
@@ -681,10 +679,10 @@ impl Sim {
             if n.status != NodeStatus::Running {
                 continue;
             }
-            let Some(t) = n.endpoint.as_ref().and_then(Endpoint::poll_timeout) else {
+            let Some(ep) = n.endpoint.as_ref() else {
                 continue;
             };
-            let t = t.max(self.now);
+            let t = ep.poll_timeout().max(self.now);
             if best.is_none_or(|(b, _)| t < b) {
                 best = Some((t, i));
             }
@@ -724,7 +722,7 @@ impl Sim {
             return;
         };
         ep.handle_timeout(now);
-        let stalled = ep.poll_timeout().is_some_and(|t| t <= now.instant);
+        let stalled = ep.poll_timeout() <= now.instant;
         self.after_input(i);
         if stalled {
             // A deadline that does not move would spin the simulator forever.
@@ -839,7 +837,7 @@ impl Sim {
                 self.relays.limit
             ));
         }
-        match packet.to {
+        match packet.info.to {
             Destination::Node { id, address } => {
                 let dest = address.socket;
                 let existing = self.nodes[i]
@@ -1188,5 +1186,6 @@ impl Sim {
 
 /// The cluster of a routed packet (`None` for `clusterer-internal` packets).
 fn routed_cluster(packet: &OutgoingPacket) -> Option<ClusterId> {
-    routed_trailer(&packet.bytes).map(|_| packet.cluster)
+    let routed = matches!(packet.info.kind, PacketKind::Routed { .. });
+    routed.then_some(packet.info.cluster)
 }

@@ -66,7 +66,7 @@ impl Sim {
                 continue;
             }
             if let Some(c) = n.endpoint.as_ref().and_then(|e| e.node().cluster(cluster)) {
-                own.insert(n.id, c.local().adjacency());
+                own.insert(n.id, c.local_adjacency());
             }
         }
         let mut g = Graph::new();
@@ -181,7 +181,7 @@ impl Sim {
                 let Some(&start) = started.get(&r.id()) else {
                     continue;
                 };
-                let stamp = r.ls_stamp();
+                let stamp = c.ls_stamp(r.id()).unwrap_or_default();
                 if stamp.seq >= 0 && i64::from(stamp.timestamp) < start {
                     out.push((n.id, r.id()));
                 }

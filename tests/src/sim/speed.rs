@@ -27,7 +27,7 @@ pub fn converged_mesh(nodes: u32, seed: u64) -> Option<Sim> {
         for b in a + 1..=nodes {
             for (x, y) in [(a, b), (b, a)] {
                 sim.with_endpoint(nid(x), |ep, now| {
-                    ep.node_mut().set_status(now, CLUSTER, Some(nid(y)), true)
+                    ep.set_status(now, CLUSTER, Some(nid(y)), true)
                 })
                 .ok()?
                 .ok()?;

@@ -26,8 +26,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use clusterer_core::message::{MAX_MI_PARAMS, MiCmd, RoutedBody};
 use clusterer_core::shtag::{ShtagError, ShtagReason};
 use clusterer_core::{
-    CapabilityError, ClusterId, DbMode, LinkState, NodeId, RemoveNodeError, SendStatus,
-    SetStatusError,
+    CapabilityError, ClusterId, DbMode, NodeId, RemoveNodeError, SendStatus, SetStatusError,
 };
 use serde_json::{Value, json};
 
@@ -303,11 +302,7 @@ impl ClustererMi {
         let enabled = status(p.int("status")?)?;
         let r = self
             .handle
-            .call(move |s| {
-                s.endpoint
-                    .node_mut()
-                    .set_status(s.now, cluster, node, enabled)
-            })
+            .call(move |s| s.endpoint.set_status(s.now, cluster, node, enabled))
             .await?;
         match r {
             Ok(()) => {
@@ -333,8 +328,9 @@ impl ClustererMi {
         Ok(self
             .handle
             .call(|s| {
-                let node = s.endpoint.node_mut();
-                let ids: Vec<(ClusterId, Vec<NodeId>)> = node
+                let ids: Vec<(ClusterId, Vec<NodeId>)> = s
+                    .endpoint
+                    .node()
                     .clusters()
                     .iter()
                     .map(|c| (c.id(), c.nodes().iter().map(|n| n.id()).collect()))
@@ -342,8 +338,10 @@ impl ClustererMi {
                 let mut clusters = Vec::with_capacity(ids.len());
                 for (cid, nodes) in ids {
                     let hops: Vec<Option<NodeId>> =
-                        nodes.iter().map(|&n| node.next_hop(cid, n)).collect();
-                    let Some(c) = node.cluster(cid) else { continue };
+                        nodes.iter().map(|&n| s.endpoint.next_hop(cid, n)).collect();
+                    let Some(c) = s.endpoint.node().cluster(cid) else {
+                        continue;
+                    };
                     let list: Vec<Value> = nodes
                         .iter()
                         .zip(hops)
@@ -372,27 +370,19 @@ impl ClustererMi {
             .handle
             .call(|s| {
                 let node = s.endpoint.node();
-                let me = node.id();
                 let clusters: Vec<Value> = node
                     .clusters()
                     .iter()
                     .map(|c| {
-                        let mut nodes = vec![json!({
-                            "node_id": me.get(),
-                            "Neighbours": c.local().adjacency().iter().map(|n| n.get()).collect::<Vec<_>>(),
-                        })];
-                        for n in c.nodes() {
-                            let mut neighbours: Vec<u32> = n
-                                .adjacency()
-                                .iter()
-                                .filter(|&&x| x != me)
-                                .map(|x| x.get())
-                                .collect();
-                            if n.link_state() == LinkState::Up {
-                                neighbours.push(me.get());
-                            }
-                            nodes.push(json!({ "node_id": n.id().get(), "Neighbours": neighbours }));
-                        }
+                        let nodes: Vec<Value> = c
+                            .topology_view()
+                            .into_iter()
+                            .map(|(id, neighbours)| {
+                                let neighbours: Vec<u32> =
+                                    neighbours.iter().map(|x| x.get()).collect();
+                                json!({ "node_id": id.get(), "Neighbours": neighbours })
+                            })
+                            .collect();
                         json!({ "cluster_id": c.id().get(), "Nodes": nodes })
                     })
                     .collect();
@@ -439,7 +429,6 @@ impl ClustererMi {
             .handle
             .call(move |s| {
                 s.endpoint
-                    .node_mut()
                     .send_to(s.now, cluster, dest, RoutedBody::MiCmd(mi))
             })
             .await?;
@@ -477,11 +466,7 @@ impl ClustererMi {
                 if Self::encodable(&mi) {
                     let status = self
                         .handle
-                        .call(move |s| {
-                            s.endpoint
-                                .node_mut()
-                                .broadcast(s.now, cluster, RoutedBody::MiCmd(mi))
-                        })
+                        .call(move |s| s.endpoint.broadcast(s.now, cluster, RoutedBody::MiCmd(mi)))
                         .await?;
                     match status {
                         SendStatus::Success => {
@@ -550,7 +535,6 @@ impl ClustererMi {
             .handle
             .call(move |s| {
                 s.endpoint
-                    .node_mut()
                     .set_capability_enabled(s.now, cluster, &capability, enabled)
             })
             .await?;
@@ -589,12 +573,8 @@ impl ClustererMi {
         let r = self
             .handle
             .call(move |s| {
-                s.endpoint.node_mut().shtag_set_active(
-                    s.now,
-                    &name,
-                    cluster,
-                    ShtagReason::MiCommand,
-                )
+                s.endpoint
+                    .shtag_set_active(s.now, &name, cluster, ShtagReason::MiCommand)
             })
             .await?;
         match r {
@@ -620,7 +600,7 @@ impl ClustererMi {
         let node = node_id(p.int("node_id")?, "node_id")?;
         let r = self
             .handle
-            .call(move |s| s.endpoint.node_mut().remove_node(s.now, cluster, node))
+            .call(move |s| s.endpoint.remove_node(s.now, cluster, node))
             .await?;
         match r {
             Ok(()) => ok(),

@@ -355,15 +355,18 @@ async fn render(slots: &[Slot], recent: &VecDeque<String>, message: &str, elapse
         let view = d
             .handle()
             .call(move |s| {
-                let node = s.endpoint.node_mut();
-                let ids: Vec<NodeId> = node
+                let ids: Vec<NodeId> = s
+                    .endpoint
+                    .node()
                     .cluster(cluster)
                     .map(|c| c.nodes().iter().map(|n| n.id()).collect())
                     .unwrap_or_default();
                 let mut links = Vec::new();
                 for id in ids {
-                    let hop = node.next_hop(cluster, id);
-                    let state = node
+                    let hop = s.endpoint.next_hop(cluster, id);
+                    let state = s
+                        .endpoint
+                        .node()
                         .cluster(cluster)
                         .and_then(|c| c.node(id))
                         .map(|n| n.link_state())
@@ -374,7 +377,11 @@ async fn render(slots: &[Slot], recent: &VecDeque<String>, message: &str, elapse
                         hop.map_or("none".to_string(), |h| h.to_string())
                     ));
                 }
-                let tag = node.shtag_state("vip", cluster).map_or("?", |t| t.name());
+                let tag = s
+                    .endpoint
+                    .node()
+                    .shtag_state("vip", cluster)
+                    .map_or("?", |t| t.name());
                 (links.join("  "), tag)
             })
             .await;
