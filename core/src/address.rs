@@ -1,4 +1,4 @@
-//! Node URLs: `bin:IP[:port]` and `bins:IP[:port]` (behaviour.md §1.2, wire.md §2.4).
+//! Node URLs: `bin:IP[:port]` and `bins:IP[:port]` (docs/behaviour.md §1.2, docs/wire.md §2.4).
 
 #[cfg(test)]
 use alloc::string::ToString;
@@ -100,7 +100,7 @@ impl NodeAddress {
         })
     }
 
-    /// The IP address peers authenticate by (wire.md §9).
+    /// The IP address peers authenticate by (docs/wire.md §9).
     pub fn ip(&self) -> IpAddr {
         self.socket.ip()
     }

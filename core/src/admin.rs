@@ -1,4 +1,4 @@
-//! Administrative enable/disable of the local node and of remote nodes (behaviour.md §7).
+//! Administrative enable/disable of the local node and of remote nodes (docs/behaviour.md §7).
 
 use alloc::vec::Vec;
 
@@ -92,7 +92,7 @@ impl Node {
 }
 
 impl Node {
-    /// `clusterer_reload` (db_mode 1, behaviour.md §8): rebuilds the node table from freshly
+    /// `clusterer_reload` (db_mode 1, docs/behaviour.md §8): rebuilds the node table from freshly
     /// provisioned clusters. Every link restarts probing and remote knowledge (adjacency,
     /// sequence pairs, remote capabilities) is forgotten; local capability states, sharing
     /// tags and the local node's own sequence counters are kept (so peers keep accepting our

@@ -1,4 +1,4 @@
-//! Capabilities (behaviour.md §9.1–§9.4, §9.9, §9.10): registration, local and remote
+//! Capabilities (docs/behaviour.md §9.1–§9.4, §9.9, §9.10): registration, local and remote
 //! capability state, CAP_UPDATE in its full and single forms, match operators, and
 //! `get_my_index`.
 //!
@@ -24,7 +24,7 @@ use crate::time::Instant;
 /// unknown capability and pass it on in their own CAP_UPDATEs.
 pub const ELECTION_CAPABILITY_PREFIX: &str = "shtag-election:";
 
-/// Node match operators (`match_node`, behaviour.md §9.4), used as sync conditions and by
+/// Node match operators (`match_node`, docs/behaviour.md §9.4), used as sync conditions and by
 /// broadcasts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -126,7 +126,7 @@ pub trait Capability: Send {
     }
 }
 
-/// Sync status of a local capability (the `cap:<name>` status of behaviour.md §9.2).
+/// Sync status of a local capability (the `cap:<name>` status of docs/behaviour.md §9.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SyncStatus {
@@ -386,7 +386,7 @@ pub struct CapEffect {
     pub reply: bool,
 }
 
-/// The capability adverts of one cluster (behaviour.md §9.3): the local node's CAP_UPDATE
+/// The capability adverts of one cluster (docs/behaviour.md §9.3): the local node's CAP_UPDATE
 /// counter and what every other node advertises, learned from CAP_UPDATEs. A state machine
 /// of its own: CAP_UPDATEs in, [`CapEffect`]s and the updates to send out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -483,7 +483,7 @@ impl Adverts {
         names
     }
 
-    /// CAP_UPDATE from `origin` (behaviour.md §9.3). Blocks about unknown nodes are
+    /// CAP_UPDATE from `origin` (docs/behaviour.md §9.3). Blocks about unknown nodes are
     /// skipped instead of aborting the whole message (quirk #14, lenient).
     ///
     /// # Errors
@@ -532,7 +532,7 @@ impl Adverts {
         })
     }
 
-    /// The full CAP_UPDATE to `dest` (behaviour.md §9.3): `local` (our own block), then
+    /// The full CAP_UPDATE to `dest` (docs/behaviour.md §9.3): `local` (our own block), then
     /// every other node with a known capability except `dest`, stamped at UNIX time `unix`;
     /// `None` (and no counter increment) when there is nothing to report.
     pub fn full_update(
@@ -635,7 +635,7 @@ mod tests {
         assert_eq!(SyncStatus::Synced.code(), 1);
     }
 
-    // ---- the adverts machine (behaviour.md §9.3) ----
+    // ---- the adverts machine (docs/behaviour.md §9.3) ----
 
     fn n(id: u32) -> NodeId {
         NodeId::new(id).unwrap()

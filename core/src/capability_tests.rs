@@ -1,5 +1,5 @@
 //! Unit tests of capabilities, sync and sharing tags: every status transition of
-//! behaviour.md §9.2, the sync rules of §9.5–§9.8 with our improvements, and the rules of
+//! docs/behaviour.md §9.2, the sync rules of §9.5–§9.8 with our improvements, and the rules of
 //! §10.2–§10.4 plus election mode. Nodes talk through a zero-latency in-memory network that
 //! hands transmits straight to the node owning the destination address.
 
@@ -463,7 +463,7 @@ fn disabling_a_capability_whose_sync_request_waits_applies_the_held_packets() {
 
 #[test]
 fn donor_packs_chunks_like_opensips() {
-    // The capture of cachedb-local.md: data sizes 53, 27, 36, 44, 73, 317 with a
+    // The capture of docs/cachedb-local.md: data sizes 53, 27, 36, 44, 73, 317 with a
     // sync_packet_size of 256 give packets of 259 and 473 bytes (4 + 2 chunks).
     struct Sized(Vec<usize>);
     impl Capability for Sized {
@@ -521,7 +521,7 @@ fn donor_packs_chunks_like_opensips() {
     assert_eq!(end, Some(6));
 }
 
-/// The encoded size of a SYNC message, computed from the layout of wire.md §7.12.
+/// The encoded size of a SYNC message, computed from the layout of docs/wire.md §7.12.
 fn emit_len(m: &Message) -> usize {
     let Message::Routed(Routed {
         body: RoutedBody::Sync(s),

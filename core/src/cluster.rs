@@ -1,4 +1,4 @@
-//! One cluster of the local node: its node table (behaviour.md §1.2: the local node's
+//! One cluster of the local node: its node table (docs/behaviour.md §1.2: the local node's
 //! record and the other nodes with their links) and the state machines that run per
 //! cluster: the [`Topology`], the capability [`Adverts`], the local capabilities with
 //! their sync, and the [`SharingTags`]. The coordinator (the `coordinator` module and the
@@ -318,7 +318,7 @@ impl Cluster {
         self.topology.node(id).map(|n| n.ls_stamp())
     }
 
-    /// Every node's neighbours as `clusterer_list_topology` shows them (behaviour.md §15):
+    /// Every node's neighbours as `clusterer_list_topology` shows them (docs/behaviour.md §15):
     /// the local node with its UP links first, then every other node in list order with
     /// its gossiped list plus the local node when our link to it is UP — the lists our
     /// FULL_TOP_UPDATE carries ([`Topology::listed_neighbours`]).
@@ -341,7 +341,7 @@ impl Cluster {
     }
 
     /// Whether any known node of this cluster has `ip` as its URL address (the source-IP
-    /// check of wire.md §9: flooded and relayed packets arrive from any member).
+    /// check of docs/wire.md §9: flooded and relayed packets arrive from any member).
     pub fn is_member_ip(&self, ip: core::net::IpAddr) -> bool {
         self.nodes.iter().any(|n| n.address.ip() == ip)
     }

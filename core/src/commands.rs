@@ -54,7 +54,7 @@ impl Node {
         Ok(())
     }
 
-    /// `clusterer_set_cap_status` (behaviour.md §9.9). Disabling clears the synced state
+    /// `clusterer_set_cap_status` (docs/behaviour.md §9.9). Disabling clears the synced state
     /// (status −3, report `Capability disabled via MI, revert to not synced state`) and
     /// advertises state 0; enabling advertises the real state (quirk #6 fixed) and starts
     /// no sync.
@@ -80,7 +80,7 @@ impl Node {
         .unwrap_or(Err(CapabilityError::UnknownCluster))
     }
 
-    /// `get_my_index` (behaviour.md §9.10): the local node's position in the sorted set of
+    /// `get_my_index` (docs/behaviour.md §9.10): the local node's position in the sorted set of
     /// itself and every reachable node advertising `capability` synced, and the set size.
     pub fn my_index(&mut self, cluster: ClusterId, capability: &str) -> Option<(usize, usize)> {
         let me = self.s.my_id;
@@ -108,7 +108,7 @@ impl Node {
 
 impl Node {
     /// `cl_request_sync`: asks the best donor for the capability's data, or queues the
-    /// request until one appears (behaviour.md §9.5).
+    /// request until one appears (docs/behaviour.md §9.5).
     ///
     /// # Errors
     /// [`CapabilityError`] for an unknown cluster or capability.
@@ -132,7 +132,7 @@ impl Node {
 
 impl Node {
     /// `clusterer_shtag_set_active` / `$cluster.sh_tag = "active"` / API: makes the tag
-    /// active (creating it if unknown) and announces it (behaviour.md §10.2).
+    /// active (creating it if unknown) and announces it (docs/behaviour.md §10.2).
     ///
     /// A tag in election mode cannot be set active by hand: its owner follows the
     /// (eligible, priority, id) order, and a manual move would be reverted by the next

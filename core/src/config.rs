@@ -1,4 +1,4 @@
-//! Configuration of a local node: the OpenSIPS module parameters of behaviour.md §1.1 that
+//! Configuration of a local node: the OpenSIPS module parameters of docs/behaviour.md §1.1 that
 //! the core needs, and the provisioned clusters and nodes of §1.2.
 
 use alloc::string::String;
@@ -94,7 +94,7 @@ impl Timers {
     }
 
     /// Period of the heartbeat timer that evaluates the link rules: the greatest common
-    /// divisor of ping_interval, ping_timeout and node_timeout (behaviour.md §2), 1 s with
+    /// divisor of ping_interval, ping_timeout and node_timeout (docs/behaviour.md §2), 1 s with
     /// the defaults.
     pub fn heartbeat_ms(&self) -> u64 {
         let g = gcd(self.ping_interval_ms(), self.ping_timeout());
@@ -187,7 +187,7 @@ pub struct Config {
     /// Timer parameters.
     pub timers: Timers,
     /// `enable_rerouting`: when `false`, only direct UP links carry routed traffic and
-    /// relaying is refused (the documented intent, behaviour.md §5.4, quirk #1 fixed).
+    /// relaying is refused (the documented intent, docs/behaviour.md §5.4, quirk #1 fixed).
     pub enable_rerouting: bool,
     /// `sync_packet_size`: soft size of SYNC packets. Default 32768.
     pub sync_packet_size: usize,
@@ -213,7 +213,7 @@ pub struct Config {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct FaultInjection {
     /// On receiving SHTAG_ACTIVE, an active tag stays active instead of stepping down
-    /// (breaks behaviour.md §10.3 and the election-mode guarantee).
+    /// (breaks docs/behaviour.md §10.3 and the election-mode guarantee).
     pub skip_shtag_demotion: bool,
 }
 

@@ -4,7 +4,7 @@
 //! (sharing tags: [`ShtagPort`]; the sync of a capability: [`SyncPort`]), or takes plain
 //! values and returns what the coordinator must do (topology:
 //! [`LsEffect`](crate::topology::LsEffect)). The coordinator implements those ports over the
-//! cluster — node table, routes, sends through the routing of behaviour.md §5.5, report
+//! cluster — node table, routes, sends through the routing of docs/behaviour.md §5.5, report
 //! rings and events — so a machine never reaches into another machine's state and never
 //! builds a packet. To run a machine it is taken out of the cluster for the call and put
 //! back after (the port then has the rest of the cluster to itself).
@@ -179,7 +179,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// SYNC_REQ received (behaviour.md §9.7): answered at once when the requester is
+    /// SYNC_REQ received (docs/behaviour.md §9.7): answered at once when the requester is
     /// reachable, else when it comes up (§6).
     pub(crate) fn handle_sync_req(
         &mut self,
@@ -217,7 +217,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// SYNC received (behaviour.md §9.8).
+    /// SYNC received (docs/behaviour.md §9.8).
     pub(crate) fn handle_sync(
         &mut self,
         c: &mut Cluster,
@@ -254,7 +254,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The 500 ms sync check (behaviour.md §9.6, §9.8) of every capability, then queued
+    /// The 500 ms sync check (docs/behaviour.md §9.6, §9.8) of every capability, then queued
     /// requests are retried while donors exist.
     pub(crate) fn sync_check(&mut self, c: &mut Cluster) {
         if !c.local.enabled {
@@ -268,7 +268,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// Capability side of node events (behaviour.md §6): deferred sync replies go out to a
+    /// Capability side of node events (docs/behaviour.md §6): deferred sync replies go out to a
     /// node that came up and queued requests are retried; every capability hears of the
     /// change; a sync whose donor went away is abandoned.
     pub(crate) fn capabilities_on_node_event(&mut self, c: &mut Cluster, node: NodeId, up: bool) {
@@ -297,7 +297,7 @@ impl Ctx<'_> {
 }
 
 impl Ctx<'_> {
-    /// LS_UPDATE (behaviour.md §4.2): applied by the topology machine, then the hint about
+    /// LS_UPDATE (docs/behaviour.md §4.2): applied by the topology machine, then the hint about
     /// our own link, the reachability refresh and the flood.
     pub(crate) fn handle_ls_update(
         &mut self,
@@ -324,7 +324,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// FULL_TOP_UPDATE (behaviour.md §4.3): validated, described unknown nodes learned
+    /// FULL_TOP_UPDATE (docs/behaviour.md §4.3): validated, described unknown nodes learned
     /// (db_mode 0), applied, DOWN nodes that list us probed, reachability refreshed,
     /// flooded; a neighbour that restarted while its link stayed UP gets our view.
     pub(crate) fn handle_full_top_update(
@@ -371,7 +371,7 @@ impl Ctx<'_> {
     }
 
     /// Forwards an accepted flooded update to every UP neighbour not in its path, with the
-    /// local id appended; nothing when the received path is longer than 25 (wire.md §5).
+    /// local id appended; nothing when the received path is longer than 25 (docs/wire.md §5).
     pub(crate) fn flood(&mut self, c: &mut Cluster, origin: NodeId, mut body: InternalBody) {
         let me = self.s.my_id;
         let Some(path) = body.path_mut() else { return };
@@ -422,7 +422,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// Originates a FULL_TOP_UPDATE to a neighbour whose link just came UP (wire.md §7.4):
+    /// Originates a FULL_TOP_UPDATE to a neighbour whose link just came UP (docs/wire.md §7.4):
     /// every other known node is described unless the destination listed it in its last
     /// PONG.
     pub(crate) fn send_full_top_update(&mut self, c: &mut Cluster, dest: NodeId) {
@@ -478,7 +478,7 @@ impl Ctx<'_> {
         })
     }
 
-    /// Sends the full CAP_UPDATE to `dest` (behaviour.md §9.3); nothing when there is
+    /// Sends the full CAP_UPDATE to `dest` (docs/behaviour.md §9.3); nothing when there is
     /// nothing to report.
     pub(crate) fn send_full_cap_update(
         &mut self,
@@ -506,7 +506,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// CAP_UPDATE received (behaviour.md §9.3): applied by the adverts machine; a
+    /// CAP_UPDATE received (docs/behaviour.md §9.3): applied by the adverts machine; a
     /// restarted originator is forgotten as a tag announcer, queued syncs may find a
     /// donor, elections re-evaluate, a requested reply goes out, and the update is flooded
     /// without the reply flag.

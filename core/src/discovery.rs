@@ -1,4 +1,4 @@
-//! Dynamic node discovery with `db_mode = 0` (behaviour.md §8): UNKNOWN_ID and
+//! Dynamic node discovery with `db_mode = 0` (docs/behaviour.md §8): UNKNOWN_ID and
 //! NODE_DESCRIPTION exchange, nodes learned from descriptions, and REMOVE_NODE.
 
 use alloc::vec::Vec;
@@ -16,7 +16,7 @@ use crate::node::{Ctx, Node};
 use crate::output::{ConnectionId, DropReason, Transmit, TransmitTo};
 use crate::time::Now;
 
-/// Why a `remove_node` command was refused (MI error texts of behaviour.md §15.5).
+/// Why a `remove_node` command was refused (MI error texts of docs/behaviour.md §15.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum RemoveNodeError {
@@ -41,7 +41,7 @@ impl Ctx<'_> {
         }
         match m.body {
             InternalBody::Ping(_) => {
-                // Answer on the connection the PING came from (wire.md §7.5, quirk #30).
+                // Answer on the connection the PING came from (docs/wire.md §7.5, quirk #30).
                 let message =
                     Message::Internal(Internal::new(c.id, self.s.my_id, InternalBody::UnknownId));
                 self.out.transmit(Transmit {

@@ -6,7 +6,7 @@ use core::fmt;
 pub const MAX_ID: u32 = i32::MAX as u32;
 
 /// A node id. Node ids are global: the same id names the same node in every cluster
-/// it belongs to (behaviour.md §1.2).
+/// it belongs to (docs/behaviour.md §1.2).
 ///
 /// Valid ids are `1..=i32::MAX`, the range OpenSIPS accepts (`my_node_id ≥ 1`, `int` on the
 /// wire). The constructor enforces it, so every `NodeId` can be encoded.

@@ -1,4 +1,4 @@
-//! The per-neighbour link probing state machine (behaviour.md §3).
+//! The per-neighbour link probing state machine (docs/behaviour.md §3).
 //!
 //! A [`Link`] holds the probing state of one remote node: the seven [`LinkState`]s, the
 //! timestamps the rules compare, and the retry budget. [`Link::handle_tick`] evaluates the

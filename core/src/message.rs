@@ -1,4 +1,4 @@
-//! The typed protocol messages of the OpenSIPS 3.6 clusterer (wire.md §3–§7), without bytes.
+//! The typed protocol messages of the OpenSIPS 3.6 clusterer (docs/wire.md §3–§7), without bytes.
 //!
 //! `clusterer-proto` maps each type here to and from its exact byte layout. The names follow
 //! the spec: a *prefix* message ([`Internal`], capability `clusterer-internal`) carries the
@@ -29,7 +29,7 @@ pub const MAX_NODES: usize = 128;
 /// Most clusters one node may be a member of (`MAX_NO_CLUSTERS`).
 pub const MAX_CLUSTERS: usize = 64;
 /// A received path longer than this is applied but not flooded further
-/// (`UPDATE_MAX_PATH_LEN`, wire.md §5).
+/// (`UPDATE_MAX_PATH_LEN`, docs/wire.md §5).
 pub const MAX_FLOOD_PATH_LEN: usize = 25;
 /// Longest path that can appear on the wire: a packet received with 25 entries is forwarded
 /// once more with 26.
@@ -192,7 +192,7 @@ impl core::fmt::Display for MessageKind {
     }
 }
 
-/// A `clusterer-internal` packet: the prefix (wire.md §4) and one of the internal bodies.
+/// A `clusterer-internal` packet: the prefix (docs/wire.md §4) and one of the internal bodies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Internal {
     /// BIN header version; [`BIN_VERSION`] when we build the message. OpenSIPS does not check
@@ -218,7 +218,7 @@ impl Internal {
     }
 }
 
-/// The bodies of `clusterer-internal` packets (wire.md §7.1–§7.6, §7.10).
+/// The bodies of `clusterer-internal` packets (docs/wire.md §7.1–§7.6, §7.10).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InternalBody {
     /// Type 0.
@@ -280,7 +280,7 @@ impl InternalBody {
     }
 }
 
-/// PING (wire.md §7.1).
+/// PING (docs/wire.md §7.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Ping {
@@ -289,7 +289,7 @@ pub struct Ping {
     pub req_node_list: bool,
 }
 
-/// PONG (wire.md §7.2).
+/// PONG (docs/wire.md §7.2).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Pong {
     /// The nodes the ponger knows, except itself and the pinger; empty when the PING did not
@@ -307,7 +307,7 @@ pub enum LinkUpdate {
     Down,
 }
 
-/// LS_UPDATE (wire.md §7.3): the originator's link to `neighbour` changed.
+/// LS_UPDATE (docs/wire.md §7.3): the originator's link to `neighbour` changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LsUpdate {
     /// The originator's ls counter (first value after a start is 0).
@@ -335,7 +335,7 @@ pub struct NodeInfo {
     pub no_ping_retries: i32,
 }
 
-/// NODE_DESCRIPTION (wire.md §7.6); the described node is the message source.
+/// NODE_DESCRIPTION (docs/wire.md §7.6); the described node is the message source.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeDescription {
     /// The description.
@@ -344,7 +344,7 @@ pub struct NodeDescription {
     pub path: Vec<NodeId>,
 }
 
-/// One node entry of a FULL_TOP_UPDATE (wire.md §7.4).
+/// One node entry of a FULL_TOP_UPDATE (docs/wire.md §7.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopologyEntry {
     /// The node described by this entry.
@@ -359,7 +359,7 @@ pub struct TopologyEntry {
     pub neighbours: Vec<NodeId>,
 }
 
-/// FULL_TOP_UPDATE (wire.md §7.4).
+/// FULL_TOP_UPDATE (docs/wire.md §7.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FullTopUpdate {
     /// The originator's top counter.
@@ -390,7 +390,7 @@ pub struct CapabilityBlock {
     pub capabilities: Vec<CapabilityState>,
 }
 
-/// CAP_UPDATE (wire.md §7.10), full or single form.
+/// CAP_UPDATE (docs/wire.md §7.10), full or single form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CapUpdate {
     /// The originator's cap counter.
@@ -405,7 +405,7 @@ pub struct CapUpdate {
     pub path: Vec<NodeId>,
 }
 
-/// The routing trailer of routable packets (wire.md §6).
+/// The routing trailer of routable packets (docs/wire.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Trailer {
@@ -440,7 +440,7 @@ impl Routed {
     }
 }
 
-/// The bodies of routable packets (wire.md §7.7–§7.9, §7.11–§7.15).
+/// The bodies of routable packets (docs/wire.md §7.7–§7.9, §7.11–§7.15).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoutedBody {
     /// clusterer-extra type 6.
@@ -494,7 +494,7 @@ impl RoutedBody {
     }
 }
 
-/// REMOVE_NODE (wire.md §7.7).
+/// REMOVE_NODE (docs/wire.md §7.7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RemoveNode {
@@ -512,7 +512,7 @@ pub enum GenericKind {
     Reply,
 }
 
-/// GENERIC_MSG (wire.md §7.8): script-level request or reply.
+/// GENERIC_MSG (docs/wire.md §7.8): script-level request or reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GenericMsg {
     /// Request or reply.
@@ -523,7 +523,7 @@ pub struct GenericMsg {
     pub payload: Vec<u8>,
 }
 
-/// MI_CMD (wire.md §7.9): run an MI command with positional string parameters.
+/// MI_CMD (docs/wire.md §7.9): run an MI command with positional string parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MiCmd {
     /// MI command name.
@@ -532,14 +532,14 @@ pub struct MiCmd {
     pub params: Vec<String>,
 }
 
-/// SYNC_REQ (wire.md §7.11): the source asks the destination for a full data sync.
+/// SYNC_REQ (docs/wire.md §7.11): the source asks the destination for a full data sync.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncReq {
     /// The capability whose data is requested.
     pub capability: String,
 }
 
-/// SYNC (wire.md §7.12): one packet of a donor's data.
+/// SYNC (docs/wire.md §7.12): one packet of a donor's data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sync {
     /// The capability whose data this is.
@@ -550,7 +550,7 @@ pub struct Sync {
     pub chunks: Vec<Vec<u8>>,
 }
 
-/// SYNC_END (wire.md §7.13): the donor's total chunk count for one reply.
+/// SYNC_END (docs/wire.md §7.13): the donor's total chunk count for one reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncEnd {
     /// The capability of the finished reply.
@@ -559,14 +559,14 @@ pub struct SyncEnd {
     pub chunk_count: u32,
 }
 
-/// SHTAG_ACTIVE (wire.md §7.14): the source is now active for the tag.
+/// SHTAG_ACTIVE (docs/wire.md §7.14): the source is now active for the tag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShtagActive {
     /// Tag name, without the `/cluster_id` suffix.
     pub tag: String,
 }
 
-/// A module (capability) packet (wire.md §7.15): opaque payload for the capability's owner.
+/// A module (capability) packet (docs/wire.md §7.15): opaque payload for the capability's owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModulePacket {
     /// The BIN capability name, e.g. `cachedb-local-repl`.
@@ -577,7 +577,7 @@ pub struct ModulePacket {
     pub payload: Vec<u8>,
 }
 
-/// The live packets of the `cachedb-local-repl` capability (cachedb-local.md §4).
+/// The live packets of the `cachedb-local-repl` capability (docs/cachedb-local.md §4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CachedbLocalPacket {
     /// Type 1: store `key` = `value` in `collection`.
@@ -592,7 +592,7 @@ pub enum CachedbLocalPacket {
 }
 
 /// One `cachedb-local-repl` record: an INSERT body and also the data of one sync chunk
-/// (cachedb-local.md §4.2, §5.1).
+/// (docs/cachedb-local.md §4.2, §5.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachedbLocalEntry {
     /// Collection name as configured (without `/r`).

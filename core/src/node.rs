@@ -84,7 +84,7 @@ pub(crate) struct Ctx<'a> {
     pub out: &'a mut Outputs,
 }
 
-/// Node statistics (behaviour.md §14).
+/// Node statistics (docs/behaviour.md §14).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// `clusterer_nodes`: other-node entries over all clusters.
@@ -146,7 +146,7 @@ impl Node {
             let mut cluster = Cluster::new(c.id, local, s.shtag_settings());
             for n in &c.nodes {
                 let address = NodeAddress::parse(&n.url).map_err(|r| bad_url(n.id, r))?;
-                // The node list is built by prepending (behaviour.md §1.2).
+                // The node list is built by prepending (docs/behaviour.md §1.2).
                 cluster.push_front_node(RemoteNode::from_config(n, address));
             }
             let tags = config
@@ -266,14 +266,14 @@ impl Node {
     }
 
     /// Whether a packet claiming `source` in `cluster` may come from `ip`: the IP must be
-    /// the URL address of some known node of the cluster (wire.md §9 rule 5; the receiver's
+    /// the URL address of some known node of the cluster (docs/wire.md §9 rule 5; the receiver's
     /// own URL does not count). `false` for an unknown cluster.
     pub fn source_ip_allowed(&self, cluster: ClusterId, ip: core::net::IpAddr) -> bool {
         self.cluster(cluster).is_some_and(|c| c.is_member_ip(ip))
     }
 
     /// A new exchange tag for a GENERIC_MSG request: `<cluster>-<node>-` followed by 24
-    /// random characters from `A–Z a–z 0–9` (behaviour.md §11; any length of ids is fine,
+    /// random characters from `A–Z a–z 0–9` (docs/behaviour.md §11; any length of ids is fine,
     /// quirk #18 fixed). Receivers treat tags as opaque.
     pub fn generate_tag(&mut self, cluster: ClusterId) -> alloc::string::String {
         const CHARSET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -504,7 +504,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// Link-up procedure (behaviour.md §3.4); the link state is already UP.
+    /// Link-up procedure (docs/behaviour.md §3.4); the link state is already UP.
     pub(crate) fn link_up(&mut self, c: &mut Cluster, id: NodeId) {
         c.topology.local_link_up(id);
         self.refresh_reachability(c);
@@ -513,7 +513,7 @@ impl Ctx<'_> {
         self.send_full_cap_update(c, id, true);
     }
 
-    /// Link-down procedure (behaviour.md §3.5); the link state has already left UP.
+    /// Link-down procedure (docs/behaviour.md §3.5); the link state has already left UP.
     pub(crate) fn link_down(&mut self, c: &mut Cluster, id: NodeId, announce: bool) {
         c.topology.local_link_down(id);
         self.refresh_reachability(c);
@@ -523,7 +523,7 @@ impl Ctx<'_> {
     }
 
     /// Recomputes routes and queues a reachability event for every node whose reachability
-    /// flipped (behaviour.md §6: events follow reachability, not every link change).
+    /// flipped (docs/behaviour.md §6: events follow reachability, not every link change).
     pub(crate) fn refresh_reachability(&mut self, c: &mut Cluster) {
         c.refresh_routes();
         let rerouting = self.s.rerouting;
@@ -713,7 +713,7 @@ impl Ctx<'_> {
         }
     }
 
-    /// Forwards a routed packet not addressed to us (wire.md §10). Relaying follows
+    /// Forwards a routed packet not addressed to us (docs/wire.md §10). Relaying follows
     /// `enable_rerouting` for clusterer-extra and module packets alike (quirk #3 fixed).
     fn relay(&mut self, c: &mut Cluster, m: Routed) -> Result<(), DropReason> {
         if !self.s.rerouting {

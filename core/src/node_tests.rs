@@ -1,4 +1,4 @@
-//! Node-level unit tests: the event-driven transitions of behaviour.md §3.3, the link-up
+//! Node-level unit tests: the event-driven transitions of docs/behaviour.md §3.3, the link-up
 //! and link-down procedures (§3.4, §3.5), gossip (§4), routing (§5), events (§6), admin (§7)
 //! and discovery (§8), each driven through the public surface.
 
@@ -1156,7 +1156,7 @@ fn restarted_originator_without_ls_updates_is_believed_at_once() {
                     node: n(2),
                     description: None,
                     ls_seq,
-                    // (−1, 0) when no LS_UPDATE was sent since the start (wire.md §7.4).
+                    // (−1, 0) when no LS_UPDATE was sent since the start (docs/wire.md §7.4).
                     ls_timestamp: if ls_seq < 0 { 0 } else { ts },
                     neighbours: neighbours.iter().map(|&i| n(i)).collect(),
                 }],

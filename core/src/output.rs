@@ -1,4 +1,4 @@
-//! What the core hands to its runtime (behaviour.md §6, §16): the transmits to encode and
+//! What the core hands to its runtime (docs/behaviour.md §6, §16): the transmits to encode and
 //! send, the events for the application, the reasons a received message was dropped, and
 //! the bounded queues that hold transmits and events between two drains. A leaf: every
 //! state machine and the coordinator write into `Outputs`; the runtime drains it through
@@ -20,7 +20,7 @@ pub const MAX_QUEUED_TRANSMITS: usize = 1 << 16;
 pub const MAX_QUEUED_EVENTS: usize = 1 << 12;
 
 /// Opaque id the runtime gives each TCP connection, so a reply can go back on the connection
-/// a packet came from (UNKNOWN_ID, wire.md §7.5).
+/// a packet came from (UNKNOWN_ID, docs/wire.md §7.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConnectionId(pub u64);
@@ -93,7 +93,7 @@ pub enum Event {
 /// steps before the failing one did stays done.
 ///
 /// 1. Own source id, our cluster, local node enabled: nothing has happened yet.
-/// 2. The source is a known node: its receive time (`last_recv`, behaviour.md §3.1) is
+/// 2. The source is a known node: its receive time (`last_recv`, docs/behaviour.md §3.1) is
 ///    recorded — for every message but a PONG from an enabled node, which records it only
 ///    after its own check (§3.3).
 /// 3. Routed messages from an enabled source: a DOWN link to the source restarts probing
@@ -119,7 +119,7 @@ pub enum DropReason {
     /// a PONG included); nothing else changed.
     SourceDisabled,
     /// An LS_UPDATE, FULL_TOP_UPDATE or CAP_UPDATE whose (seq, timestamp) is not newer than
-    /// the stored pair (wire.md §8). After step 2 (the sender's receive time); stored pairs,
+    /// the stored pair (docs/wire.md §8). After step 2 (the sender's receive time); stored pairs,
     /// topology and adverts unchanged.
     StaleUpdate,
     /// An LS_UPDATE about a node we do not know (`db_mode = 1`). After step 2; nothing of

@@ -1,4 +1,4 @@
-//! Status/report rings of the `clusterer` group (behaviour.md §13): each identifier keeps the
+//! Status/report rings of the `clusterer` group (docs/behaviour.md §13): each identifier keeps the
 //! last [`REPORT_RING_LEN`] reports.
 
 use alloc::collections::VecDeque;

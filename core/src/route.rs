@@ -1,4 +1,4 @@
-//! Next-hop computation (behaviour.md §5.3, the recommended reading).
+//! Next-hop computation (docs/behaviour.md §5.3, the recommended reading).
 //!
 //! A true breadth-first search from the local node over the gossiped adjacency lists: the
 //! route to a node has the fewest hops, and among routes of equal length the one whose first
@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn shortest_path_wins_over_lower_id_detour() {
-        // behaviour.md §5.2 example: OpenSIPS picks 10→1→2→3; BFS picks 10→5→3.
+        // docs/behaviour.md §5.2 example: OpenSIPS picks 10→1→2→3; BFS picks 10→5→3.
         let t = table(
             10,
             &[1, 5],

@@ -1,5 +1,5 @@
 //! Sending routed messages for API callers, with the OpenSIPS return codes
-//! (behaviour.md §5.5).
+//! (docs/behaviour.md §5.5).
 
 use alloc::vec::Vec;
 
@@ -203,7 +203,7 @@ pub enum AddrKind {
 }
 
 /// Module sends: unknown capability → SendErr, disabled → Success without sending
-/// (behaviour.md §5.5 step 4).
+/// (docs/behaviour.md §5.5 step 4).
 fn module_gate(c: &Cluster, body: &RoutedBody) -> Option<SendStatus> {
     let RoutedBody::Module(p) = body else {
         return None;

@@ -1,4 +1,4 @@
-//! Sharing tags (behaviour.md §10) and the opt-in election mode: the [`SharingTags`]
+//! Sharing tags (docs/behaviour.md §10) and the opt-in election mode: the [`SharingTags`]
 //! state machine of one cluster.
 //!
 //! The machine owns every tag of its cluster and nothing else. What it needs to know of
@@ -211,7 +211,7 @@ pub struct ShtagSettings {
     pub skip_demotion: bool,
 }
 
-/// The sharing tags of one cluster (behaviour.md §10 and election mode).
+/// The sharing tags of one cluster (docs/behaviour.md §10 and election mode).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SharingTags {
     tags: Vec<SharingTag>,
@@ -298,7 +298,7 @@ impl SharingTags {
         }
     }
 
-    /// `clusterer_shtag_set_active` and the API (behaviour.md §10.2): activates `name`
+    /// `clusterer_shtag_set_active` and the API (docs/behaviour.md §10.2): activates `name`
     /// (created if unknown) and announces it to every known node.
     ///
     /// # Errors
@@ -321,7 +321,7 @@ impl SharingTags {
         Ok(())
     }
 
-    /// `shtag_activate` (behaviour.md §10.2).
+    /// `shtag_activate` (docs/behaviour.md §10.2).
     fn activate(&mut self, port: &mut dyn ShtagPort, index: usize, reason: ShtagReason) {
         self.change_state(port, index, ShtagState::Active, reason);
         let now = port.now();
@@ -341,7 +341,7 @@ impl SharingTags {
         }
     }
 
-    /// SHTAG_ACTIVE for `name` from `source` (behaviour.md §10.3; election conflict rule).
+    /// SHTAG_ACTIVE for `name` from `source` (docs/behaviour.md §10.3; election conflict rule).
     pub fn on_active(&mut self, port: &mut dyn ShtagPort, source: NodeId, name: &str) {
         let index = self.index_or_create(name);
         if self.tags[index].election.is_some() {
@@ -374,7 +374,7 @@ impl SharingTags {
         self.reevaluate(port);
     }
 
-    /// `node` became reachable (`up`) or unreachable (behaviour.md §10.4 plus election
+    /// `node` became reachable (`up`) or unreachable (docs/behaviour.md §10.4 plus election
     /// mode): active tags announce themselves to a node that comes up (compatible mode:
     /// only while an announcement is pending for it); election bookkeeping forgets a node
     /// that went away.
@@ -521,7 +521,7 @@ impl SharingTags {
 
 /// How often an active election node announces its tag again: the hold-down, but at least
 /// twice `ping_interval`. Routed traffic keeps a link from sending keep-alives
-/// (behaviour.md §3.2 rule 5), so a repetition faster than `ping_interval` would stop every
+/// (docs/behaviour.md §3.2 rule 5), so a repetition faster than `ping_interval` would stop every
 /// relay on the way from noticing that its next hop no longer answers (a one-way
 /// partition): the repetition must leave keep-alive gaps.
 pub fn reannounce_period_ms(config: &ElectionConfig, timers: &Timers) -> u64 {
@@ -530,7 +530,7 @@ pub fn reannounce_period_ms(config: &ElectionConfig, timers: &Timers) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    //! The rules of behaviour.md §10 and election mode on the machine alone: a recording
+    //! The rules of docs/behaviour.md §10 and election mode on the machine alone: a recording
     //! port stands for the cluster (no node, no network).
 
     use alloc::string::ToString;

@@ -1,10 +1,10 @@
-//! Update counters (behaviour.md §4.1, wire.md §8): the (sequence number, timestamp) pair
+//! Update counters (docs/behaviour.md §4.1, docs/wire.md §8): the (sequence number, timestamp) pair
 //! that LS_UPDATE, FULL_TOP_UPDATE and CAP_UPDATE carry, the acceptance rule that decides
 //! whether a received pair is news, and the counters the local node stamps its own updates
 //! with. A leaf: plain values in, a [`Freshness`] verdict out.
 
 /// A (sequence number, timestamp) pair of LS_UPDATE, FULL_TOP_UPDATE or CAP_UPDATE
-/// (wire.md §8). Stored pairs start at (−1, 0).
+/// (docs/wire.md §8). Stored pairs start at (−1, 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SeqStamp {
     /// Sequence number.
@@ -41,7 +41,7 @@ impl Default for SeqStamp {
 }
 
 impl SeqStamp {
-    /// The acceptance rule (wire.md §8, `validate_update`), with three fixes:
+    /// The acceptance rule (docs/wire.md §8, `validate_update`), with three fixes:
     ///
     /// * the sender's own pair (not `third_party`) with a seq not above the stored one but
     ///   a newer timestamp means the sender restarted: within one life the counter and the

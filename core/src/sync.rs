@@ -1,4 +1,4 @@
-//! Data synchronisation of capabilities (behaviour.md §9.5–§9.8), the sync state machine
+//! Data synchronisation of capabilities (docs/behaviour.md §9.5–§9.8), the sync state machine
 //! of one local capability: requests and donor choice, the donor's packing of SYNC
 //! packets, the requester's chunk counting and buffering, seed fallback, timeouts, and
 //! live module packets.
@@ -15,7 +15,7 @@
 //! timeout after a SYNC_REQ with a retry to the next donor (quirk #10); a retry when a sync
 //! times out or its donor becomes unreachable; unsolicited SYNC packets ignored (quirk #12);
 //! chunks the capability rejects skipped and counted instead of stalling the sync
-//! (cachedb-local.md quirk #5); live packets buffered from the SYNC_REQ on, not only from the
+//! (docs/cachedb-local.md quirk #5); live packets buffered from the SYNC_REQ on, not only from the
 //! first SYNC packet.
 
 use alloc::format;
@@ -91,7 +91,7 @@ pub trait SyncPort {
 }
 
 impl LocalCapability {
-    /// `cl_request_sync` (behaviour.md §9.5).
+    /// `cl_request_sync` (docs/behaviour.md §9.5).
     pub fn request_sync(&mut self, port: &mut dyn SyncPort) -> RequestSync {
         if self.pending.is_some() {
             return RequestSync::AlreadyPending;
@@ -119,7 +119,7 @@ impl LocalCapability {
         }
     }
 
-    /// `clusterer_set_cap_status` (behaviour.md §9.9). Disabling clears the synced state
+    /// `clusterer_set_cap_status` (docs/behaviour.md §9.9). Disabling clears the synced state
     /// (status −3, report `Capability disabled via MI, revert to not synced state`) and
     /// advertises state 0; enabling advertises the real state (quirk #6 fixed) and starts
     /// no sync.
@@ -214,7 +214,7 @@ impl LocalCapability {
         }
     }
 
-    /// Donor side (behaviour.md §9.7): collects the capability's chunks and sends them in
+    /// Donor side (docs/behaviour.md §9.7): collects the capability's chunks and sends them in
     /// SYNC packets packed like OpenSIPS (a new packet starts when the current length plus
     /// the previous chunk's data size exceeds `sync_packet_size`), then SYNC_END with the
     /// count.
@@ -238,7 +238,7 @@ impl LocalCapability {
             .produce_sync_chunks(requester, &mut |chunk: &[u8]| {
                 let wire = SYNC_CHUNK_HEADER_LEN + chunk.len();
                 if fixed + wire + TRAILER_LEN > MAX_EMIT_LEN {
-                    // Cannot be encoded in any packet: not sent (cachedb-local.md quirk #7).
+                    // Cannot be encoded in any packet: not sent (docs/cachedb-local.md quirk #7).
                     too_large += 1;
                     return;
                 }
@@ -310,7 +310,7 @@ impl LocalCapability {
         }
     }
 
-    /// SYNC received (behaviour.md §9.8); the capability is enabled (the caller checked).
+    /// SYNC received (docs/behaviour.md §9.8); the capability is enabled (the caller checked).
     ///
     /// # Errors
     /// [`DropReason::UnsolicitedSync`]: not from the donor we asked; nothing changed.
@@ -468,7 +468,7 @@ impl LocalCapability {
         self.flush_buffer();
     }
 
-    /// The 500 ms sync check of this capability (behaviour.md §9.6, §9.8): seed fallback,
+    /// The 500 ms sync check of this capability (docs/behaviour.md §9.6, §9.8): seed fallback,
     /// sync timeout, and the first-packet timeout. The caller runs it only while the local
     /// node is enabled.
     pub fn sync_check(&mut self, port: &mut dyn SyncPort) {
@@ -531,7 +531,7 @@ impl LocalCapability {
 
 #[cfg(test)]
 mod tests {
-    //! The sync rules of behaviour.md §9.5–§9.8 on one capability: a recording port stands
+    //! The sync rules of docs/behaviour.md §9.5–§9.8 on one capability: a recording port stands
     //! for the cluster and a shared log stands for the capability's data (no node, no
     //! network).
 

@@ -1,9 +1,9 @@
-//! Topology gossip (behaviour.md §4): the [`Topology`] state machine of one cluster.
+//! Topology gossip (docs/behaviour.md §4): the [`Topology`] state machine of one cluster.
 //!
 //! The machine owns what the local node knows of the cluster's shape: its own UP links and
 //! update counters, every other node's gossiped adjacency list with the (seq, timestamp)
-//! stamps and anti-replay windows of wire.md §8, the topology version, and the route table
-//! computed from all of it (behaviour.md §5.3, cached per version). Its inputs are plain
+//! stamps and anti-replay windows of docs/wire.md §8, the topology version, and the route table
+//! computed from all of it (docs/behaviour.md §5.3, cached per version). Its inputs are plain
 //! values — a received LS_UPDATE or FULL_TOP_UPDATE, a local link that came up or went
 //! down — and its outputs say what the coordinator must do: whether reachability may have
 //! changed, which hint about our own link a peer gave, which nodes asked to be probed.
@@ -321,7 +321,7 @@ impl Topology {
 
     /// The route to `dest`: with rerouting, the breadth-first table of §5.3 (recomputed when
     /// the topology changed since the last computation); without, direct links only
-    /// (behaviour.md §5.4, the documented intent).
+    /// (docs/behaviour.md §5.4, the documented intent).
     pub fn route(&mut self, dest: NodeId, rerouting: bool) -> Option<Route> {
         if rerouting {
             self.refresh_routes();
@@ -366,7 +366,7 @@ impl Topology {
         self.routes_version = self.version;
     }
 
-    /// LS_UPDATE from `origin` (behaviour.md §4.2). The coordinator floods an accepted
+    /// LS_UPDATE from `origin` (docs/behaviour.md §4.2). The coordinator floods an accepted
     /// update and acts on the [`LsEffect`].
     ///
     /// # Errors
@@ -408,7 +408,7 @@ impl Topology {
         Ok(effect)
     }
 
-    /// First step of a FULL_TOP_UPDATE from `origin` (behaviour.md §4.3): validates its
+    /// First step of a FULL_TOP_UPDATE from `origin` (docs/behaviour.md §4.3): validates its
     /// own (seq, timestamp). Returns whether the originator restarted.
     ///
     /// # Errors
@@ -547,7 +547,7 @@ impl Topology {
     }
 
     /// The entries and stamp of a FULL_TOP_UPDATE the local node originates to `dest`
-    /// (wire.md §7.4): the local node first (no description), then every other known node
+    /// (docs/wire.md §7.4): the local node first (no description), then every other known node
     /// except `dest`, in node-list order, as `describe` says. Our own link to a node is not
     /// in its stored list (lists never hold the local node); it is added when UP, as
     /// `clusterer_list_topology` shows it, or the receiver and everyone it tells would drop
@@ -583,7 +583,7 @@ impl Topology {
 
 #[cfg(test)]
 mod tests {
-    //! The gossip rules of behaviour.md §4 and the routing of §5.3 on the machine alone.
+    //! The gossip rules of docs/behaviour.md §4 and the routing of §5.3 on the machine alone.
 
     use alloc::vec;
 

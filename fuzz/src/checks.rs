@@ -249,7 +249,7 @@ fn reemit(packet: &[u8]) {
             assert_eq!(wire::buffer_len(&message), Ok(packet.len()));
         }
         Err(err) => {
-            // wire.md §2.2: parse takes up to 65535 bytes, emit stops at 65515.
+            // docs/wire.md §2.2: parse takes up to 65535 bytes, emit stops at 65515.
             assert!(
                 packet.len() > MAX_EMIT_LEN,
                 "emit refused a parsed packet: {err}"

@@ -1,4 +1,4 @@
-//! Bounded reassembly of BIN packets from a TCP byte stream (wire.md §2.3, §2.4).
+//! Bounded reassembly of BIN packets from a TCP byte stream (docs/wire.md §2.3, §2.4).
 //!
 //! Packets sit back to back on the stream; the `u32` length after the marker is the only
 //! delimiter. A bad marker or a length outside 17..=65535 is fatal for the connection:

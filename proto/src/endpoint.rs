@@ -1,7 +1,7 @@
 //! The sans-IO [`Endpoint`]: a [`Node`] plus everything between it and the bytes.
 //!
 //! The endpoint owns the node, one [`Deframer`] per TCP connection and the codec. It maps
-//! connections to peer addresses, applies the source checks of wire.md §9 that need an IP
+//! connections to peer addresses, applies the source checks of docs/wire.md §9 that need an IP
 //! address (the id-based checks are the node's), relays through the node, encodes the
 //! node's transmits, and counts every dropped packet by reason. Runtimes own sockets and
 //! timers only; commands (`set_status`, `send_to`, ...) go through the endpoint too, so it
@@ -375,7 +375,7 @@ impl Counters {
     }
 }
 
-/// The connection must be closed: its byte stream is not BIN (wire.md §2.3).
+/// The connection must be closed: its byte stream is not BIN (docs/wire.md §2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FramingError(pub DecodeError);
 
@@ -521,7 +521,7 @@ impl Endpoint {
         }
     }
 
-    /// wire.md §9 rule 5 (known source: the IP must be a member's) and the discovery
+    /// docs/wire.md §9 rule 5 (known source: the IP must be a member's) and the discovery
     /// allow-list for unknown sources.
     fn check_source(&self, message: &Message, peer: IpAddr) -> Result<(), DropCause> {
         let Some(cluster) = self.node.cluster(message.cluster()) else {

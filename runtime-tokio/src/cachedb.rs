@@ -1,5 +1,5 @@
 //! The shipped capability `cachedb-local-repl`: a replicated key/value cache compatible with
-//! OpenSIPS `cachedb_local` (spec/cachedb-local.md).
+//! OpenSIPS `cachedb_local` (docs/cachedb-local.md).
 //!
 //! Collections are configured like OpenSIPS' `cache_collections` (`default/r; sess/r = 4;
 //! loc`): `/r` marks a collection replicated, `= N` (hash size) is accepted and ignored, and a
@@ -11,9 +11,10 @@
 //! Replication: a store or remove on a replicated collection is applied locally first, then
 //! sent as INSERT/REMOVE to every reachable node; received packets are applied in arrival
 //! order and never re-sent; a sync sends one chunk per live entry with its remaining
-//! lifetime. Fixes over OpenSIPS: a negative expiry deletes the key (quirk #9), an entry too
-//! large to encode is kept locally and reported (quirk #7), a chunk for an unknown collection
-//! is skipped without abandoning the rest (quirk #5).
+//! lifetime. Fixes over OpenSIPS (the quirks of docs/cachedb-local.md §10): a negative
+//! expiry deletes the key (quirk #9), an entry too large to encode is kept locally and
+//! reported (quirk #7), a chunk for an unknown collection is skipped without abandoning the
+//! rest (quirk #5).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -56,7 +57,7 @@ impl fmt::Display for CollectionsError {
 
 impl std::error::Error for CollectionsError {}
 
-/// Parses `cache_collections` (cachedb-local.md §2.2).
+/// Parses `cache_collections` (docs/cachedb-local.md §2.2).
 ///
 /// # Errors
 /// A name defined twice, an empty name, or a hash size that is not a number.
@@ -123,7 +124,7 @@ struct Collection {
     entries: HashMap<Vec<u8>, Entry>,
 }
 
-/// Why a cache operation failed (MI error texts of cachedb-local.md §8).
+/// Why a cache operation failed (MI error texts of docs/cachedb-local.md §8).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CacheError {
     /// The system/collection is unknown.
@@ -531,7 +532,7 @@ impl Capability for CachedbCapability {
     }
 }
 
-/// Registers the cache MI commands of cachedb-local.md §8 (`cache_store`, `cache_fetch`,
+/// Registers the cache MI commands of docs/cachedb-local.md §8 (`cache_store`, `cache_fetch`,
 /// `cache_remove`, `cache_fetch_chunk`, `cache_remove_chunk`). A store or remove on a
 /// replicated collection is replicated through `handle` to every reachable node of
 /// `cluster` (when the cache is clustered).
@@ -656,7 +657,7 @@ pub fn register_mi(
 }
 
 /// The collection of a glob command: the named one, or the first (like OpenSIPS). An
-/// unknown collection is a clear 404 (cachedb-local.md quirk #13 fixed).
+/// unknown collection is a clear 404 (docs/cachedb-local.md quirk #13 fixed).
 fn chunk_collection(cache: &Cache, collection: Option<String>) -> Result<String, MiError> {
     match collection {
         Some(c) => cache

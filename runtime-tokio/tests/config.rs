@@ -64,7 +64,7 @@ neighbor_node_info = ["cluster_id=1, node_id=2, url=bin:127.0.0.2:5566", "cluste
 fn defaults_match_the_opensips_module_parameters() {
     let c = parse("my_node_id = 7\n");
     assert_eq!(c.core.node_id, nid(7));
-    // behaviour.md §1.1: db_mode 1, ping_interval 4 s, ping_timeout 1000 ms,
+    // docs/behaviour.md §1.1: db_mode 1, ping_interval 4 s, ping_timeout 1000 ms,
     // node_timeout 60 s, seed_fallback_interval 5 s, sync_timeout 15 s,
     // sync_packet_size 32768, enable_rerouting 1, enable_stats 1.
     assert_eq!(c.core.db_mode, DbMode::Database);

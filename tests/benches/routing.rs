@@ -1,4 +1,4 @@
-//! Next-hop computation on a 128-node cluster (behaviour.md §5.3).
+//! Next-hop computation on a 128-node cluster (docs/behaviour.md §5.3).
 //!
 //! The local node (id 1) knows 127 peers; every node is linked to about 8 random others
 //! (a seeded random graph, symmetric, connected). The topology is taught to a core `Node`

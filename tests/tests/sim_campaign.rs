@@ -86,7 +86,7 @@ fn skipping_shtag_demotion_is_caught_with_a_replayable_seed() {
 /// reproduction is `capability_disabled_while_its_sync_request_waits_keeps_live_updates_in_order`
 /// in `sim_capabilities.rs`. They stay here as clean seeds. 49560 found a checker bug: a
 /// node kept sending live updates across a one-way partition to a peer whose answers were
-/// lost, which suppresses its keep-alives (behaviour.md §3.2 rule 5) just like traffic
+/// lost, which suppresses its keep-alives (docs/behaviour.md §3.2 rule 5) just like traffic
 /// into the void, but the reachability bound did not allow for it.
 #[test]
 fn campaign_seeds_that_found_bugs_stay_clean() {

@@ -1,4 +1,4 @@
-//! Capability, sync and sharing-tag scenarios on the deterministic simulator (behaviour.md
+//! Capability, sync and sharing-tag scenarios on the deterministic simulator (docs/behaviour.md
 //! §9 and §10), each over several seeds. Nodes register the simulator's key/value
 //! capability (`clusterer_tests::sim::kv`): every live update has a globally unique id that
 //! is also the version it gives its key, travels as a module packet through the real codec,
@@ -494,7 +494,7 @@ fn watch_until(sim: &mut Sim, watch: &mut ElectionWatch, deadline: Instant) {
 }
 
 /// Two nodes both configured `vip/1=active` in compatible mode meet: started a random time
-/// apart, or started behind a partition that heals later. behaviour.md §10.5: each announces
+/// apart, or started behind a partition that heals later. docs/behaviour.md §10.5: each announces
 /// to the other when it sees it come up and every receiver steps down, so if both
 /// announcements cross both end backup, and if one arrives first its receiver does not
 /// announce any more (the tag is no longer active) and the first announcer stays active.

@@ -50,7 +50,7 @@ fn the_listener_sees_the_opener_ip_with_an_ephemeral_port() {
             .iter()
             .any(|l| l.contains("accept c0 n2 from 10.0.0.1:32768"))
     );
-    // The source-IP check of wire.md §9 passed: nothing was dropped for it.
+    // The source-IP check of docs/wire.md §9 passed: nothing was dropped for it.
     for id in [nid(1), nid(2)] {
         assert_eq!(sim.endpoint(id).unwrap().counters().dropped_total(), 0);
     }
@@ -218,10 +218,10 @@ fn a_clock_offset_shifts_the_unix_time_of_one_node() {
 
 /// Regression test for the flood storm found with this simulator (see the report of the
 /// simulator work): when many links come UP within milliseconds, flooded copies of a node's
-/// updates are accepted again (the seq-0 rule of wire.md §8; the FULL_TOP_UPDATE's first
+/// updates are accepted again (the seq-0 rule of docs/wire.md §8; the FULL_TOP_UPDATE's first
 /// entry lowering the stored ls seq, quirk #15) and every acceptance floods again, so the
 /// number of packets grows exponentially with the cluster size (8 nodes ≈ 15k packets in the
-/// first 10 s, 10 nodes ≈ 1M, 16 nodes millions within a second). behaviour.md §4.4 states
+/// first 10 s, 10 nodes ≈ 1M, 16 nodes millions within a second). docs/behaviour.md §4.4 states
 /// that each update is applied and forwarded at most once per (originator, seq). A steady
 /// 10-node mesh needs about 25 packets per second, so a startup should stay far below 50k.
 /// Fixed in core by `SeqStamp::check` (a seq 0 needs a newer timestamp to count as a

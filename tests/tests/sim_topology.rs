@@ -1,4 +1,4 @@
-//! Topology scenarios on the deterministic simulator (behaviour.md §3 link probing, §4 gossip,
+//! Topology scenarios on the deterministic simulator (docs/behaviour.md §3 link probing, §4 gossip,
 //! §5 routing, §6 events, §8 discovery), each over several seeds. A failure prints the seed,
 //! the state of every node and the tail of the trace; rerun with that seed to replay it.
 //!
@@ -451,7 +451,7 @@ fn restarted_node_is_accepted_again_by_every_peer() {
         sim.restart(x).unwrap();
         // The restarted node pings everyone at its first tick (1 s); a peer that still has
         // it UP answers, a peer that has it DOWN answers and probes back at once (§3.3).
-        // Its updates restart at seq 0, which peers accept (wire.md §8), so every peer
+        // Its updates restart at seq 0, which peers accept (docs/wire.md §8), so every peer
         // learns its new list. Allow a keep-alive round plus the retries.
         let deadline = sim.now().plus(I + T * (R + 1) + 2 * TICK);
         // The restarted node itself may keep empty lists for its peers: a peer that never
@@ -516,7 +516,7 @@ fn restarted_node_is_accepted_by_a_peer_that_missed_its_first_updates() {
         recover(&mut sim, &all, HEAL_BOUND, true, "after heal");
         // p still holds x's pre-crash ls seq and, through its FULL_TOP_UPDATEs, may even
         // re-teach x's old list to the others, who then reject x's new updates until x's
-        // counter passes the old value (wire.md §8, quirk #13). Once the updates of the
+        // counter passes the old value (docs/wire.md §8, quirk #13). Once the updates of the
         // link-ups have spread, any disagreement left is about x's list or x's view.
         let settled = sim.run_until_cond(sim.now().plus(I), |s| {
             s.topology_mismatches(CLUSTER, &all)

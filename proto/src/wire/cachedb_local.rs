@@ -1,4 +1,4 @@
-//! The `cachedb-local-repl` capability's payloads (cachedb-local.md §4, §5.1): live INSERT
+//! The `cachedb-local-repl` capability's payloads (docs/cachedb-local.md §4, §5.1): live INSERT
 //! and REMOVE module packets, and the data of its sync chunks.
 //!
 //! These payloads ride inside a [`ModulePacket`] (trailer handled by the outer codec) or

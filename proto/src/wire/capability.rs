@@ -1,4 +1,4 @@
-//! Capability bodies: CAP_UPDATE (internal, wire.md §7.10) and the sync family SYNC_REQ,
+//! Capability bodies: CAP_UPDATE (internal, docs/wire.md §7.10) and the sync family SYNC_REQ,
 //! SYNC, SYNC_END (clusterer-extra, §7.11–§7.13).
 
 use alloc::vec::Vec;

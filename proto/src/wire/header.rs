@@ -1,4 +1,4 @@
-//! The BIN header (wire.md §2.1) and the frame checks shared with the deframer (§2.3).
+//! The BIN header (docs/wire.md §2.1) and the frame checks shared with the deframer (§2.3).
 
 use super::error::DecodeError;
 use super::prim::{self, Sink, SinkExt};

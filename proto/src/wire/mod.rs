@@ -1,4 +1,4 @@
-//! The byte-exact BIN codec of the OpenSIPS 3.6 clusterer (wire.md).
+//! The byte-exact BIN codec of the OpenSIPS 3.6 clusterer (docs/wire.md).
 //!
 //! Decoding is two steps. [`parse_view`] validates a whole packet with nom parsers that never
 //! allocate and returns a [`PacketView`] borrowing the bytes (lists are validated slices with
@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use clusterer_proto::wire;
-//! // wire.md §11.1: PING from node 1, cluster 1, req_node_list = 1.
+//! // docs/wire.md §11.1: PING from node 1, cluster 1, req_node_list = 1.
 //! let bytes = [
 //!     0x50, 0x34, 0x43, 0x4b, 0x2e, 0, 0, 0, 1, 0, 0x12, 0, b'c', b'l', b'u', b's', b't',
 //!     b'e', b'r', b'e', b'r', b'-', b'i', b'n', b't', b'e', b'r', b'n', b'a', b'l', 0, 0, 0,

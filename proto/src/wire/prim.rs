@@ -1,4 +1,4 @@
-//! The BIN primitives (wire.md §1): little-endian `i32`, `u16`-length strings, and lists
+//! The BIN primitives (docs/wire.md §1): little-endian `i32`, `u16`-length strings, and lists
 //! of them. Readers are nom parsers mapped to [`DecodeError`] at this boundary; writers go
 //! through a [`Sink`] so one function both sizes and writes a packet.
 

@@ -1,5 +1,5 @@
 //! Link probing and discovery bodies: PING, PONG, UNKNOWN_ID, NODE_DESCRIPTION
-//! (wire.md §7.1, §7.2, §7.5, §7.6). All travel on `clusterer-internal` after the prefix.
+//! (docs/wire.md §7.1, §7.2, §7.5, §7.6). All travel on `clusterer-internal` after the prefix.
 
 use clusterer_core::message::{
     MAX_NODES, MAX_WIRE_PATH_LEN, NodeDescription, NodeInfo, Ping, Pong,

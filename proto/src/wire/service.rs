@@ -1,5 +1,5 @@
 //! Cluster service bodies on `clusterer-extra`: REMOVE_NODE, GENERIC_MSG, MI_CMD,
-//! SHTAG_ACTIVE (wire.md §7.7–§7.9, §7.14), and the routing trailer (§6).
+//! SHTAG_ACTIVE (docs/wire.md §7.7–§7.9, §7.14), and the routing trailer (§6).
 
 use clusterer_core::message::{
     GenericKind, GenericMsg, MAX_MI_PARAMS, MiCmd, RemoveNode, ShtagActive, Trailer,

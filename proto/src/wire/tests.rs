@@ -1,4 +1,4 @@
-//! Every hex example of wire.md §11 and cachedb-local.md §9, in both directions, plus
+//! Every hex example of docs/wire.md §11 and docs/cachedb-local.md §9, in both directions, plus
 //! malformed-input and round-trip property tests.
 
 use alloc::string::String;
@@ -295,7 +295,7 @@ fn cdb_chunk(collection: &str, key: &str, value: &str, expiry: i32) -> Vec<u8> {
     .unwrap()
 }
 
-/// wire.md §11.7 SYNC and cachedb-local.md §9.5: the chunk data are cachedb records.
+/// docs/wire.md §11.7 SYNC and docs/cachedb-local.md §9.5: the chunk data are cachedb records.
 #[test]
 fn captured_cachedb_sync_of_11_7_matches_both_ways() {
     let bytes = dump(

@@ -1,4 +1,4 @@
-//! Topology gossip bodies: LS_UPDATE and FULL_TOP_UPDATE (wire.md §7.3, §7.4).
+//! Topology gossip bodies: LS_UPDATE and FULL_TOP_UPDATE (docs/wire.md §7.3, §7.4).
 
 use alloc::vec::Vec;
 

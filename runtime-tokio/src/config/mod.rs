@@ -17,7 +17,7 @@
 //! are small starting points. [`accepted_keys`] lists the keys.
 //!
 //! # Rules
-//! * Module parameters (behaviour.md §1.1) keep their OpenSIPS names, units and defaults.
+//! * Module parameters (docs/behaviour.md §1.1) keep their OpenSIPS names, units and defaults.
 //!   Integers may also be written as strings (`ping_interval = "4"`), booleans as `0`/`1`
 //!   or `true`/`false`. Where OpenSIPS replaces a bad timer by its default
 //!   (`ping_interval`/`ping_timeout` ≤ 0, `node_timeout`/`seed_fallback_interval` < 0) we do
@@ -27,7 +27,7 @@
 //!   they follow `url_col` and friends like in OpenSIPS. `description` and `state` are
 //!   accepted in addition.
 //! * Script-provisioned nodes without `priority` get 50 (the DB default); OpenSIPS gives
-//!   them 3 by mistake (behaviour.md §17 quirk #4). `opensips_priority_quirk = true`
+//!   them 3 by mistake (docs/behaviour.md §17 quirk #4). `opensips_priority_quirk = true`
 //!   restores 3, for next-hop and election tie-breaks identical to an OpenSIPS cluster
 //!   provisioned the same way.
 //! * `db_mode = 0`: the nodes come from the file; at least one `my_node_info` is required.
@@ -154,7 +154,7 @@ impl Default for MiConfig {
     }
 }
 
-/// `[hooks]`: a shell command line per event (the OpenSIPS EVI events of behaviour.md §12),
+/// `[hooks]`: a shell command line per event (the OpenSIPS EVI events of docs/behaviour.md §12),
 /// and an optional JSON-lines log of every event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HooksConfig {

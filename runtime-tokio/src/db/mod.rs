@@ -41,7 +41,7 @@
 //! # Loading
 //!
 //! [`load`] reads every row (`ORDER BY id`) and builds the local node's clusters as
-//! OpenSIPS does (behaviour.md §1.2), see [`provision`]: the clusters are those where
+//! OpenSIPS does (docs/behaviour.md §1.2), see [`provision`]: the clusters are those where
 //! `my_node_id` has a row, rows of other clusters are ignored, bad rows are skipped and
 //! reported one by one ([`RowError`]: row id, column, problem) while the good rows load.
 //! A local node with no row at all gets no cluster (OpenSIPS only warns).
@@ -49,7 +49,7 @@
 //! # State persistence
 //!
 //! [`set_state`] writes the `state` column of exactly the (`cluster_id`, `node_id`) row,
-//! for the local node too (behaviour.md §17 quirk #19 fixed: OpenSIPS updates every row of
+//! for the local node too (docs/behaviour.md §17 quirk #19 fixed: OpenSIPS updates every row of
 //! the local node).
 //!
 //! # Wiring into the daemon (for the caller)
@@ -58,7 +58,7 @@
 //!   (it names the URL, password redacted, and the cause); `Ok(p)` → log each
 //!   `p.skipped` entry and each [`Provisioning::clusters_without_seed`], then
 //!   `config.clusters = p.clusters` and start the core.
-//! * MI `clusterer_reload` (behaviour.md §8): the same `load`; `Err` → keep the current node
+//! * MI `clusterer_reload` (docs/behaviour.md §8): the same `load`; `Err` → keep the current node
 //!   table and answer `500 Failed to reload`; `Ok(p)` → rebuild the node table from
 //!   `p.clusters` (links restart probing, local capability states kept) and report
 //!   `p.skipped.len()` skipped rows.

@@ -40,7 +40,7 @@ pub async fn list(settings: &DbSettings) -> Result<Vec<TableRow>, DbError> {
 
 /// Persists the administrative state of `node` in `cluster`: sets `state` to 1 (`enabled`)
 /// or 0 in the (cluster_id, node_id) row only — never in the node's rows of other clusters
-/// (behaviour.md §17 quirk #19 fixed).
+/// (docs/behaviour.md §17 quirk #19 fixed).
 ///
 /// # Errors
 /// [`DbError::NoSuchRow`] when the table has no such row (nothing changed); other

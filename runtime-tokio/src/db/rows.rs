@@ -1,4 +1,4 @@
-//! Rows of the `clusterer` table and how they become clusters (behaviour.md §1.2): a pure
+//! Rows of the `clusterer` table and how they become clusters (docs/behaviour.md §1.2): a pure
 //! function over the rows read, so every rule is testable without a database.
 
 use std::collections::{HashMap, HashSet};
@@ -325,7 +325,7 @@ impl fmt::Display for RowProblem {
 }
 
 /// Turns the rows of the `clusterer` table (in `id` order) into the local node's clusters,
-/// exactly as OpenSIPS' `load_db_info` reads them (behaviour.md §1.2), except that a bad
+/// exactly as OpenSIPS' `load_db_info` reads them (docs/behaviour.md §1.2), except that a bad
 /// row is skipped and reported instead of failing the whole load:
 ///
 /// * the clusters are those where `my_node_id` has a row; rows of other clusters are

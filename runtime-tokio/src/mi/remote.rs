@@ -1,6 +1,6 @@
 //! Remote MI: runs every MI_CMD the engine receives (`cluster_send_mi`,
 //! `cluster_broadcast_mi` on another node) through the local [`Dispatcher`], with
-//! positional string parameters, as OpenSIPS does (behaviour.md §11): commands that only
+//! positional string parameters, as OpenSIPS does (docs/behaviour.md §11): commands that only
 //! take named parameters are refused, the outcome is logged, nothing is sent back.
 //!
 //! Outcomes are also published to [`RemoteMi::subscribe`]rs (hooks, tests).

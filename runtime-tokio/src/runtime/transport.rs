@@ -1,4 +1,4 @@
-//! TCP transport of the engine (wire.md §2.4): one listener per local BIN address, one
+//! TCP transport of the engine (docs/wire.md §2.4): one listener per local BIN address, one
 //! outgoing connection per destination URL bound to the local URL's IP, packets read on
 //! inbound and outbound connections alike, bounded per-connection send queues, transparent
 //! reconnects.

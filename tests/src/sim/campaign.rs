@@ -22,7 +22,7 @@
 //!
 //! **Clock jumps** are bounded by what the core documents: a node's updates carry its
 //! wall clock, a restarted node is recognised only by a *newer* timestamp on a seq 0 or on
-//! its own update with a counter not above the stored one (wire.md §8, `SeqStamp::check`),
+//! its own update with a counter not above the stored one (docs/wire.md §8, `SeqStamp::check`),
 //! and stamps older than the sender's current incarnation are stale. So forward jumps
 //! happen any time (up to 5 minutes), backward jumps (up to 20 s) only while a node is
 //! down, and a crashed node restarts only once its clock shows a second later than
@@ -63,7 +63,7 @@
 //! set and the run goes on (liveness checks stop there); it fails the campaign only in
 //! strict mode. The detection bound of reachability also accounts for routed traffic that
 //! cannot be answered (sent into the void, or one way across an asymmetric partition),
-//! which postpones keep-alives by design (behaviour.md §3.2 rule 5), and for peers the
+//! which postpones keep-alives by design (docs/behaviour.md §3.2 rule 5), and for peers the
 //! observer disabled (§7: their packets are ignored, so their links are not learned).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1060,7 +1060,7 @@ impl Run {
         let mut next_fault = self.sim.now().plus(self.rng.range(500, 6_000));
         let mut next_traffic = self.sim.now().plus(self.rng.range(50, 800));
         // Traffic comes in bursts: routed traffic toward a peer postpones the keep-alives
-        // that would detect its loss (behaviour.md §3.2 rule 5), so quiet spells let the
+        // that would detect its loss (docs/behaviour.md §3.2 rule 5), so quiet spells let the
         // detection bounds be checked.
         let mut traffic_on = true;
         let mut toggle_at = self.sim.now().plus(self.rng.range(2_000, 10_000));

@@ -19,7 +19,7 @@ use crate::sim::model::components;
 use crate::sim::rng::mix;
 
 /// A known limitation of the protocol: a peer missed a restarted node's seq-0 updates and
-/// ignores its updates until its counter passes the old value (wire.md §8, behaviour.md
+/// ignores its updates until its counter passes the old value (docs/wire.md §8, docs/behaviour.md
 /// §17 quirk #13, *mimic*). Our nodes take a node's own update with a newer timestamp as
 /// its restart (`clusterer_core::SeqStamp::check`), which leaves the restarts within the
 /// second of the previous update, and views a third party re-taught before the restart
@@ -316,7 +316,7 @@ impl ElectionWatch {
 /// counted while the observer runs (a paused observer detects nothing) and from the last
 /// routed packet sent without an answer possible ([`Sim::last_silent_send`]: into the
 /// void, or one way across an asymmetric partition): such traffic suppresses the
-/// keep-alive PINGs that detect a silent peer (behaviour.md §3.2 rule 5, documented OpenSIPS behaviour). An
+/// keep-alive PINGs that detect a silent peer (docs/behaviour.md §3.2 rule 5, documented OpenSIPS behaviour). An
 /// observer that disabled a peer is not judged while it does (its view of that peer's
 /// links is frozen by design, §7).
 #[derive(Clone, Debug)]

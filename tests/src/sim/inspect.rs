@@ -352,7 +352,7 @@ impl Sim {
 
     /// Pairs whose views disagree: for every `a ≠ b` of `among`, `a`'s stored list of `b`
     /// must equal `b`'s own UP links minus `a` (a node never stores itself in another
-    /// node's list, behaviour.md §4.1). Empty when the topology is consistent.
+    /// node's list, docs/behaviour.md §4.1). Empty when the topology is consistent.
     pub fn topology_mismatches(
         &self,
         cluster: ClusterId,

@@ -1,5 +1,5 @@
 //! A deterministic key/value capability for the simulator, with the bookkeeping that lets a
-//! run check the sync and live-update rules of behaviour.md §9.7–§9.8 exactly.
+//! run check the sync and live-update rules of docs/behaviour.md §9.7–§9.8 exactly.
 //!
 //! Every node that registers it ([`Sim::set_kv`](crate::sim::Sim::set_kv)) holds a map
 //! `key → (version, writer, value)`. A *live update* is a [`KvUpdate`] with a globally unique
@@ -771,7 +771,7 @@ impl Sim {
 
     /// Whether node index `r` can take a live update from `writer`, handed over by `hop`,
     /// now: its cluster and capability are enabled, it knows `writer` as enabled, and `hop`
-    /// is a member it knows (the source-IP check of wire.md §9 drops packets relayed by a
+    /// is a member it knows (the source-IP check of docs/wire.md §9 drops packets relayed by a
     /// node it does not know).
     fn kv_can_take(&self, r: usize, writer: NodeId, hop: NodeId) -> bool {
         let Some(spec) = self.nodes[r].kv else {

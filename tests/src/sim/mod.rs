@@ -952,7 +952,7 @@ impl Sim {
         {
             // A routed packet that vanishes (or waits, or is ignored, or arrives at a node
             // whose answers are lost to a one-way partition) without a send error postpones
-            // the sender's keep-alives like any routed packet (behaviour.md §3.2 rule 5).
+            // the sender's keep-alives like any routed packet (docs/behaviour.md §3.2 rule 5).
             self.last_silent_send = Some(self.now);
         }
         if self.options.record_packets {

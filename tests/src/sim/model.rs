@@ -1,6 +1,6 @@
 //! The model the checks compare the nodes with, computed from the simulator's own state and
 //! never from what the nodes believe: which links really work, connected components, hop
-//! distances, and the next hop a correct node must choose (behaviour.md §5.3: fewest hops,
+//! distances, and the next hop a correct node must choose (docs/behaviour.md §5.3: fewest hops,
 //! then the lowest (priority, id) first hop).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -93,7 +93,7 @@ impl Sim {
     /// a partition, queued for a paused node, or delivered to a node whose way back is cut
     /// by a one-way partition — without any send error (tracked with
     /// [`crate::sim::SimOptions::track_relays`]). Such traffic postpones the sender's
-    /// keep-alive PINGs (behaviour.md §3.2 rule 5: no PING while routable traffic was sent
+    /// keep-alive PINGs (docs/behaviour.md §3.2 rule 5: no PING while routable traffic was sent
     /// within `ping_interval`; liveness is then judged by TCP send errors only), so the
     /// sender cannot detect the loss while it lasts.
     pub fn last_silent_send(&self) -> Option<Instant> {
@@ -117,7 +117,7 @@ impl Sim {
     }
 
     /// The highest UNIX time (s) node `id`'s clock showed while it ran, over every
-    /// incarnation (a restart must stamp later than that to be taken as one, wire.md §8).
+    /// incarnation (a restart must stamp later than that to be taken as one, docs/wire.md §8).
     pub fn max_unix_shown(&self, id: NodeId) -> Option<i64> {
         let &i = self.index.get(&id)?;
         let n = &self.nodes[i];
@@ -147,7 +147,7 @@ impl Sim {
 
     /// Whether `a` and `b` accept each other's packets: both enabled in `cluster`, each
     /// knowing the other as enabled (a node drops packets from a peer it disabled or does
-    /// not know, behaviour.md §7, §8 — whatever path they took).
+    /// not know, docs/behaviour.md §7, §8 — whatever path they took).
     pub fn mutually_admitted(&self, cluster: ClusterId, a: NodeId, b: NodeId) -> bool {
         let admits = |x: NodeId, y: NodeId| {
             self.node(x)
@@ -160,7 +160,7 @@ impl Sim {
     /// Pairs (observer, subject) of running nodes where the observer still holds the
     /// subject's link-state stamp from before the subject's current incarnation (stored seq
     /// ≥ 0 with a timestamp older than the subject's start). The observer missed the
-    /// subject's seq-0 updates and, by the wire contract (wire.md §8, behaviour.md §17 quirk
+    /// subject's seq-0 updates and, by the wire contract (docs/wire.md §8, docs/behaviour.md §17 quirk
     /// #13, *mimic*), ignores its updates until its counter passes the old value.
     pub fn stale_incarnations(&self, cluster: ClusterId) -> Vec<(NodeId, NodeId)> {
         let started: BTreeMap<NodeId, i64> = self

@@ -89,7 +89,7 @@ fn key(bytes: &[u8]) -> u64 {
 }
 
 /// Source and destination of a routed packet, read from its header and trailer only
-/// (wire.md §2.1, §6: the last 12 bytes are cluster, source, destination); `None` for a
+/// (docs/wire.md §2.1, §6: the last 12 bytes are cluster, source, destination); `None` for a
 /// `clusterer-internal` packet or bytes that are not a packet.
 pub fn routed_trailer(bytes: &[u8]) -> Option<(NodeId, NodeId)> {
     let header = wire::parse_header(bytes).ok()?;

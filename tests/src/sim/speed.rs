@@ -5,7 +5,7 @@
 //! The mesh is brought up one link at a time: every peer is provisioned disabled and each
 //! pair is enabled administratively on both sides, 200 ms apart. Starting all 16 nodes at
 //! once makes many links come up within milliseconds, and the resulting re-accepted floods
-//! (wire.md §8 seq-0 rule, quirk #15) grow into millions of packets; see the simulator
+//! (docs/wire.md §8 seq-0 rule, quirk #15) grow into millions of packets; see the simulator
 //! report in the repository history.
 
 use clusterer_core::DbMode;

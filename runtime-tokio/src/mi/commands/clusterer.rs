@@ -1,4 +1,4 @@
-//! The `clusterer` module's MI commands (behaviour.md §15), answered from the engine
+//! The `clusterer` module's MI commands (docs/behaviour.md §15), answered from the engine
 //! through [`Handle::call`], with OpenSIPS' result shapes, error codes and messages.
 //!
 //! | command | recipes | result |

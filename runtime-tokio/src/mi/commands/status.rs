@@ -1,4 +1,4 @@
-//! The status/report group `clusterer` (behaviour.md §13) through OpenSIPS' core commands
+//! The status/report group `clusterer` (docs/behaviour.md §13) through OpenSIPS' core commands
 //! `sr_get_status`, `sr_list_status`, `sr_list_reports`, `sr_list_identifiers`, and the
 //! statistics of §14 through `get_statistics`, `list_statistics`, `reset_statistics`.
 //!

@@ -18,7 +18,7 @@
 //! ```ignore
 //! // The unit test `tests::module_example` runs this (binaries have no doctests).
 //! use crate::tools::decode::{self, Format, Options};
-//! // wire.md §11.1: a PING, twice, as hex.
+//! // docs/wire.md §11.1: a PING, twice, as hex.
 //! let ping = "5034434b2e00000001001200636c757374657265722d696e7465726e616c00000000010000000100000001000000";
 //! let mut out = Vec::new();
 //! let options = Options { format: Format::Text, reemit: false };
@@ -793,7 +793,7 @@ mod tests {
     #[test]
     fn module_example() -> Result<(), Box<dyn std::error::Error>> {
         use crate::tools::decode::{self, Format, Options};
-        // wire.md §11.1: a PING, twice, as hex.
+        // docs/wire.md §11.1: a PING, twice, as hex.
         let ping = "5034434b2e00000001001200636c757374657265722d696e7465726e616c00000000010000000100000001000000";
         let mut out = Vec::new();
         let options = Options {
