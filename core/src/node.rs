@@ -377,27 +377,19 @@ impl Node {
         connection: ConnectionId,
         message: Message,
     ) -> Result<(), DropReason> {
-        let Node {
-            s, clusters, out, ..
-        } = self;
-        let mut ctx = Ctx { now, s, out };
-        if message.source() == ctx.s.my_id {
+        if message.source() == self.s.my_id {
             return Err(DropReason::OwnSource);
         }
-        let cluster_id = message.cluster();
-        let c = clusters
-            .iter_mut()
-            .find(|c| c.id == cluster_id)
-            .ok_or(DropReason::UnknownCluster)?;
-        if !c.local.enabled {
-            return Err(DropReason::LocalDisabled);
-        }
-        let result = match message {
-            Message::Internal(m) => ctx.handle_internal(c, connection, m),
-            Message::Routed(m) => ctx.handle_routed(c, m),
-        };
-        ctx.process_node_events(c);
-        result
+        self.with_ctx(now, message.cluster(), |ctx, c| {
+            if !c.local.enabled {
+                return Err(DropReason::LocalDisabled);
+            }
+            match message {
+                Message::Internal(m) => ctx.handle_internal(c, connection, m),
+                Message::Routed(m) => ctx.handle_routed(c, m),
+            }
+        })
+        .unwrap_or(Err(DropReason::UnknownCluster))
     }
 
     /// A transmit to the neighbour `hop` in `cluster` was not sent: the transport refused it
@@ -425,44 +417,34 @@ impl Node {
         probe: bool,
         routed_to: Option<NodeId>,
     ) -> Option<(TransmitTo, usize)> {
-        let Node {
-            s, clusters, out, ..
-        } = self;
-        let mut ctx = Ctx { now, s, out };
-        let c = clusters.iter_mut().find(|c| c.id == cluster)?;
-        let n = c.node_mut(hop)?;
-        let transition = if probe {
-            n.link.handle_ping_send_failed()
-        } else {
-            n.link.set_state(LinkState::RestartPinging)
-        };
-        if let Some(t) = transition {
-            ctx.after_transition(c, hop, t, true);
-        }
-        let mut resend = None;
-        if let Some(destination) = routed_to
-            && destination != ctx.s.my_id
-        {
+        self.with_ctx(now, cluster, |ctx, c| {
+            let n = c.node_mut(hop)?;
+            let transition = if probe {
+                n.link.handle_ping_send_failed()
+            } else {
+                n.link.set_state(LinkState::RestartPinging)
+            };
+            if let Some(t) = transition {
+                ctx.after_transition(c, hop, t, true);
+            }
+            let destination = routed_to.filter(|&d| d != ctx.s.my_id)?;
             // `send_routed` without the message: the caller resends its bytes.
             c.refresh_routes();
-            if let Some(route) = c.cached_route(destination, ctx.s.rerouting)
-                && let Some(next) = c.node_mut(route.next_hop)
-            {
-                next.link.record_sent(ctx.now.instant);
-                let queued = ctx.out.transmits.len();
-                if queued < MAX_QUEUED_TRANSMITS {
-                    let to = TransmitTo::Node {
-                        id: route.next_hop,
-                        address: next.address,
-                    };
-                    resend = Some((to, queued));
-                } else {
-                    ctx.out.dropped_transmits += 1;
-                }
+            let route = c.cached_route(destination, ctx.s.rerouting)?;
+            let next = c.node_mut(route.next_hop)?;
+            next.link.record_sent(ctx.now.instant);
+            let queued = ctx.out.transmits.len();
+            if queued >= MAX_QUEUED_TRANSMITS {
+                ctx.out.dropped_transmits += 1;
+                return None;
             }
-        }
-        ctx.process_node_events(c);
-        resend
+            let to = TransmitTo::Node {
+                id: route.next_hop,
+                address: next.address,
+            };
+            Some((to, queued))
+        })
+        .flatten()
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::cachedb::{self, Cache, CachedbCapability};
-use crate::config::{ClusterPersistency, DaemonConfig, DbSettings};
+use crate::config::{ClusterPersistency, DaemonConfig};
 use crate::db;
 use crate::mi::{ClustererMiOptions, MiError, MiOptions, MiService, ReloadHook, StatusHook};
 use crate::runtime::{CapabilityRegistration, Cluster, Handle, StartOptions};
@@ -127,26 +127,6 @@ pub struct Daemon {
     cache: Option<Cache>,
 }
 
-fn db_settings(s: &DbSettings) -> db::DbSettings {
-    let c = &s.columns;
-    db::DbSettings {
-        url: s.url.clone(),
-        table: s.table.clone(),
-        columns: db::ColumnNames {
-            id: c.id.clone(),
-            cluster_id: c.cluster_id.clone(),
-            node_id: c.node_id.clone(),
-            url: c.url.clone(),
-            state: c.state.clone(),
-            no_ping_retries: c.no_ping_retries.clone(),
-            priority: c.priority.clone(),
-            sip_addr: c.sip_addr.clone(),
-            flags: c.flags.clone(),
-            description: c.description.clone(),
-        },
-    }
-}
-
 impl Daemon {
     /// Starts everything the configuration asks for.
     ///
@@ -157,7 +137,7 @@ impl Daemon {
             tracing::warn!("{w}");
         }
         let mut core = config.core.clone();
-        let db = config.db.as_ref().map(db_settings);
+        let db = config.db.clone();
         if let (DbMode::Database, Some(settings)) = (core.db_mode, &db) {
             let p = db::load(settings, core.node_id)
                 .await

@@ -11,9 +11,10 @@ use std::time::Duration;
 use clusterer_core::{ClusterId, DbMode, ElectionConfig, NodeId, ShtagState, SyncOptions, Timers};
 use clusterer_proto::endpoint::EndpointOptions;
 use clusterer_tokio::config::{
-    ClusterPersistency, ConfigError, DEFAULT_DB_URL, DaemonConfig, DbColumns, HooksConfig,
-    ListenConfig, MetricsConfig, MiConfig, accepted_keys,
+    ClusterPersistency, ConfigError, DaemonConfig, HooksConfig, ListenConfig, MetricsConfig,
+    MiConfig, accepted_keys,
 };
+use clusterer_tokio::db::{ColumnNames, DEFAULT_DB_URL};
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
@@ -89,7 +90,7 @@ fn defaults_match_the_opensips_module_parameters() {
     assert_eq!(db.url, DEFAULT_DB_URL);
     assert_eq!(db.url, "sqlite://clusterer.sqlite");
     assert_eq!(db.table, "clusterer");
-    assert_eq!(db.columns, DbColumns::default());
+    assert_eq!(db.columns, ColumnNames::default());
     assert_eq!(db.columns.no_ping_retries, "no_ping_retries");
     assert_eq!(db.columns.description, "description");
     // Our sections.

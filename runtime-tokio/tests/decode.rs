@@ -9,11 +9,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
-use etherparse::PacketBuilder;
 use pcap_file::DataLink;
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use serde_json::{Map, Value};
 
 const CAPTURES: [&str; 8] = [
@@ -29,6 +26,11 @@ const CAPTURES: [&str; 8] = [
 
 /// Keys the dissector adds around the captures' `decoded` object.
 const CONTEXT_KEYS: [&str; 4] = ["frame", "hex", "reemit_hex", "reemit_identical"];
+
+mod support {
+    pub(crate) mod synthetic;
+}
+use support::synthetic::{pcap_file, tcp_frame};
 
 fn vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors/opensips")
@@ -98,37 +100,6 @@ fn stdout_json(output: &Output) -> Vec<Map<String, Value>> {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// One Ethernet/IPv4/TCP frame between 127.0.0.x addresses.
-fn tcp_frame(src: (u8, u16), dst: (u8, u16), seq: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
-    let builder = PacketBuilder::ethernet2([0; 6], [0; 6])
-        .ipv4([127, 0, 0, src.0], [127, 0, 0, dst.0], 64)
-        .tcp(src.1, dst.1, seq, 65535);
-    let builder = if syn {
-        builder.syn()
-    } else {
-        builder.ack(1).psh()
-    };
-    let mut frame = Vec::with_capacity(builder.size(payload.len()));
-    builder.write(&mut frame, payload).expect("build frame");
-    frame
-}
-
-/// A classic pcap of the given link type; frame `i` is stamped 1000 + i ms.
-fn pcap_file(link: DataLink, frames: &[Vec<u8>]) -> Vec<u8> {
-    let header = PcapHeader {
-        datalink: link,
-        snaplen: 262_144,
-        ..PcapHeader::default()
-    };
-    let mut writer = PcapWriter::with_header(Vec::new(), header).expect("pcap header");
-    for (i, frame) in frames.iter().enumerate() {
-        let time = Duration::from_millis(1_000_000 + i as u64);
-        let packet = PcapPacket::new(time, frame.len() as u32, frame);
-        writer.write_packet(&packet).expect("pcap record");
-    }
-    writer.into_writer()
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub const TYPE_SYNC_END: i32 = 12;
 /// Start marker of every sync chunk (101010101, bytes `B5 4A 05 06`).
 pub const SYNC_CHUNK_MARKER: i32 = 101_010_101;
 /// Bytes of a chunk header: size and marker.
-pub const SYNC_CHUNK_HEADER_LEN: usize = 8;
+pub const SYNC_CHUNK_HEADER_LEN: usize = clusterer_core::message::sizes::SYNC_CHUNK_HEADER_LEN;
 /// Largest capability count a node block may declare (bounded in practice by the packet).
 const MAX_CAPS_PER_NODE: usize = i32::MAX as usize;
 

@@ -9,15 +9,16 @@ pub const MARKER: [u8; 4] = *b"P4CK";
 pub const MIN_PACKET_LEN: usize = 17;
 /// Largest packet a 3.6 receiver accepts (`TCP_BUF_SIZE`).
 pub const MAX_PACKET_LEN: usize = 65535;
-/// Largest packet we ever emit: the 4.0 limit, so every 3.6 and 4.0 peer accepts it.
-pub const MAX_EMIT_LEN: usize = 65515;
+/// Largest packet we ever emit: the 4.0 limit, so every 3.6 and 4.0 peer accepts it
+/// (defined with the core's other wire sizes).
+pub const MAX_EMIT_LEN: usize = clusterer_core::message::sizes::MAX_EMIT_LEN;
 /// Marker + length + version (`HEADER_SIZE` in OpenSIPS).
-pub const FIXED_HEADER_LEN: usize = 10;
+pub const FIXED_HEADER_LEN: usize = clusterer_core::message::sizes::FIXED_HEADER_LEN;
 
 /// Capability of the hop-by-hop link probing and topology messages.
-pub const CAP_INTERNAL: &str = "clusterer-internal";
+pub const CAP_INTERNAL: &str = clusterer_core::message::CAPABILITY_INTERNAL;
 /// Capability of the routable cluster service messages.
-pub const CAP_EXTRA: &str = "clusterer-extra";
+pub const CAP_EXTRA: &str = clusterer_core::message::CAPABILITY_EXTRA;
 
 /// The header fields of a packet, borrowed from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -40,8 +40,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use clusterer_core::message::{
-    BIN_SYNC_VERSION, Internal, InternalBody, Message, ModulePacket, Ping, RemoveNode, Routed,
-    RoutedBody, ShtagActive, SyncEnd, SyncReq, Trailer,
+    BIN_SYNC_VERSION, Internal, InternalBody, Message, MessageKind, ModulePacket, Ping, RemoveNode,
+    Routed, RoutedBody, ShtagActive, SyncEnd, SyncReq, Trailer,
 };
 use clusterer_core::{ClusterId, NodeId};
 
@@ -259,7 +259,7 @@ pub fn parse_view(packet: &[u8]) -> Result<PacketView<'_>, DecodeError> {
                     });
                 }
             };
-            expect_end(rest, internal_type_name(&body))?;
+            expect_end(rest, body.kind().name())?;
             Ok(PacketView::Internal {
                 version,
                 cluster,
@@ -304,7 +304,7 @@ pub fn parse_view(packet: &[u8]) -> Result<PacketView<'_>, DecodeError> {
                     });
                 }
             };
-            expect_end(rest, routed_type_name(&body))?;
+            expect_end(rest, body.kind().name())?;
             Ok(PacketView::Routed {
                 version,
                 trailer,
@@ -331,28 +331,44 @@ pub fn parse_view(packet: &[u8]) -> Result<PacketView<'_>, DecodeError> {
     }
 }
 
-fn internal_type_name(body: &InternalView<'_>) -> &'static str {
-    match body {
-        InternalView::Ping(_) => "PING",
-        InternalView::Pong(_) => "PONG",
-        InternalView::LsUpdate(_) => "LS_UPDATE",
-        InternalView::FullTopUpdate(_) => "FULL_TOP_UPDATE",
-        InternalView::UnknownId => "UNKNOWN_ID",
-        InternalView::NodeDescription(_) => "NODE_DESCRIPTION",
-        InternalView::CapUpdate(_) => "CAP_UPDATE",
+impl InternalView<'_> {
+    /// What kind of message this is (its name is [`MessageKind::name`]).
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            InternalView::Ping(_) => MessageKind::Ping,
+            InternalView::Pong(_) => MessageKind::Pong,
+            InternalView::LsUpdate(_) => MessageKind::LsUpdate,
+            InternalView::FullTopUpdate(_) => MessageKind::FullTopUpdate,
+            InternalView::UnknownId => MessageKind::UnknownId,
+            InternalView::NodeDescription(_) => MessageKind::NodeDescription,
+            InternalView::CapUpdate(_) => MessageKind::CapUpdate,
+        }
     }
 }
 
-fn routed_type_name(body: &RoutedView<'_>) -> &'static str {
-    match body {
-        RoutedView::RemoveNode(_) => "REMOVE_NODE",
-        RoutedView::GenericMsg(_) => "GENERIC_MSG",
-        RoutedView::MiCmd(_) => "MI_CMD",
-        RoutedView::SyncReq(_) => "SYNC_REQ",
-        RoutedView::Sync(_) => "SYNC",
-        RoutedView::SyncEnd(_) => "SYNC_END",
-        RoutedView::ShtagActive(_) => "SHTAG_ACTIVE",
-        RoutedView::Module(_) => "MODULE",
+impl RoutedView<'_> {
+    /// What kind of message this is (its name is [`MessageKind::name`]).
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            RoutedView::RemoveNode(_) => MessageKind::RemoveNode,
+            RoutedView::GenericMsg(_) => MessageKind::GenericMsg,
+            RoutedView::MiCmd(_) => MessageKind::MiCmd,
+            RoutedView::SyncReq(_) => MessageKind::SyncReq,
+            RoutedView::Sync(_) => MessageKind::Sync,
+            RoutedView::SyncEnd(_) => MessageKind::SyncEnd,
+            RoutedView::ShtagActive(_) => MessageKind::ShtagActive,
+            RoutedView::Module(_) => MessageKind::Module,
+        }
+    }
+}
+
+impl PacketView<'_> {
+    /// What kind of message this is.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            PacketView::Internal { body, .. } => body.kind(),
+            PacketView::Routed { body, .. } => body.kind(),
+        }
     }
 }
 

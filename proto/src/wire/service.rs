@@ -17,7 +17,7 @@ pub const TYPE_MI_CMD: i32 = 8;
 /// Type value of SHTAG_ACTIVE.
 pub const TYPE_SHTAG_ACTIVE: i32 = 13;
 /// Bytes of the routing trailer: cluster, source, destination.
-pub const TRAILER_LEN: usize = 12;
+pub const TRAILER_LEN: usize = clusterer_core::message::sizes::TRAILER_LEN;
 
 /// Splits a routable body into payload and trailer (the trailer is the last 12 bytes).
 pub(crate) fn split_trailer(body: &[u8]) -> Result<(&[u8], Trailer), DecodeError> {

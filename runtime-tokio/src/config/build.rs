@@ -15,11 +15,11 @@ use toml::{Spanned, Value};
 
 use super::raw::{self, Leaf, RawConfig};
 use super::{
-    CachedbLocalConfig, ClusterPersistency, ConfigError, DEFAULT_DB_TABLE, DEFAULT_DB_URL,
-    DaemonConfig, DbColumns, DbSettings, HooksConfig, ListenConfig, MetricsConfig, MiConfig,
-    OPENSIPS_SCRIPT_PRIORITY, node_info, shtag,
+    CachedbLocalConfig, ClusterPersistency, ConfigError, DaemonConfig, HooksConfig, ListenConfig,
+    MetricsConfig, MiConfig, OPENSIPS_SCRIPT_PRIORITY, node_info, shtag,
 };
 use crate::cachedb;
+use crate::db::{ColumnNames, DEFAULT_DB_URL, DEFAULT_TABLE, DbSettings};
 
 /// Largest integer any parameter takes (OpenSIPS parameters are C `int`).
 const INT_MAX: i64 = i32::MAX as i64;
@@ -60,7 +60,7 @@ impl Builder<'_> {
         };
         let columns = self.columns(&raw)?;
         let db_table = match self.string("db_table", &raw.db_table, "a table name")? {
-            None => DEFAULT_DB_TABLE.to_owned(),
+            None => DEFAULT_TABLE.to_owned(),
             Some((t, span)) => {
                 if !is_sql_name(&t, true) {
                     return Err(self.err(
@@ -253,34 +253,27 @@ impl Builder<'_> {
     }
 
     /// The `*_col` parameters: SQL identifiers, all different.
-    fn columns(&self, raw: &RawConfig) -> Result<DbColumns, ConfigError> {
-        let mut columns = DbColumns::default();
-        let slots: [(&str, &Leaf, &mut String); 10] = [
-            ("id_col", &raw.id_col, &mut columns.id),
-            (
-                "cluster_id_col",
-                &raw.cluster_id_col,
-                &mut columns.cluster_id,
-            ),
-            ("node_id_col", &raw.node_id_col, &mut columns.node_id),
-            ("url_col", &raw.url_col, &mut columns.url),
-            ("state_col", &raw.state_col, &mut columns.state),
-            (
-                "no_ping_retries_col",
-                &raw.no_ping_retries_col,
-                &mut columns.no_ping_retries,
-            ),
-            ("priority_col", &raw.priority_col, &mut columns.priority),
-            ("sip_addr_col", &raw.sip_addr_col, &mut columns.sip_addr),
-            ("flags_col", &raw.flags_col, &mut columns.flags),
-            (
-                "description_col",
-                &raw.description_col,
-                &mut columns.description,
-            ),
+    fn columns(&self, raw: &RawConfig) -> Result<ColumnNames, ConfigError> {
+        let mut columns = ColumnNames::default();
+        // In table order, like `ColumnNames::PARAMS` (the keys) and `in_order_mut`.
+        let leaves: [&Leaf; 10] = [
+            &raw.id_col,
+            &raw.cluster_id_col,
+            &raw.node_id_col,
+            &raw.url_col,
+            &raw.state_col,
+            &raw.no_ping_retries_col,
+            &raw.priority_col,
+            &raw.sip_addr_col,
+            &raw.flags_col,
+            &raw.description_col,
         ];
+        let slots = ColumnNames::PARAMS
+            .into_iter()
+            .zip(leaves)
+            .zip(columns.in_order_mut());
         let mut taken: Vec<(String, &str)> = Vec::new();
-        for (key, leaf, slot) in slots {
+        for ((key, leaf), slot) in slots {
             if let Some((name, span)) = self.string(key, leaf, "a column name")? {
                 if !is_sql_name(&name, false) {
                     return Err(self.err(
@@ -405,7 +398,7 @@ impl Builder<'_> {
         &mut self,
         raw: &RawConfig,
         my_node_id: Option<NodeId>,
-        columns: &DbColumns,
+        columns: &ColumnNames,
         priority: i32,
     ) -> Result<(NodeId, Vec<ClusterConfig>), ConfigError> {
         let expected = "a prop=value string (or an array of them)";
@@ -547,7 +540,11 @@ impl Builder<'_> {
         Ok((node_id, clusters))
     }
 
-    fn props(&self, item: &Item, columns: &DbColumns) -> Result<node_info::NodeProps, ConfigError> {
+    fn props(
+        &self,
+        item: &Item,
+        columns: &ColumnNames,
+    ) -> Result<node_info::NodeProps, ConfigError> {
         node_info::parse(&item.text, columns).map_err(|detail| {
             self.err(
                 &item.key,
@@ -561,7 +558,7 @@ impl Builder<'_> {
         &self,
         item: &Item,
         cluster: Option<u32>,
-        columns: &DbColumns,
+        columns: &ColumnNames,
     ) -> Result<ClusterId, ConfigError> {
         cluster.and_then(ClusterId::new).ok_or_else(|| {
             self.err(
@@ -576,7 +573,7 @@ impl Builder<'_> {
         &self,
         item: &Item,
         url: Option<&str>,
-        columns: &DbColumns,
+        columns: &ColumnNames,
     ) -> Result<String, ConfigError> {
         let Some(url) = url else {
             return Err(self.err(

@@ -59,16 +59,13 @@ use clusterer_core::{ClusterId, Config, DbMode, NodeAddress};
 use clusterer_proto::endpoint::EndpointOptions;
 
 use crate::cachedb::CollectionSpec;
+use crate::db::DbSettings;
 use crate::events::HookOptions;
 
 pub use check::{CheckConfigArgs, run as run_check_config};
 pub use error::{ConfigError, Location};
 pub use raw::accepted_keys;
 
-/// `db_url` when `db_mode = 1` and none is given: an SQLite file in the working directory.
-pub const DEFAULT_DB_URL: &str = "sqlite://clusterer.sqlite";
-/// `db_table` default (OpenSIPS).
-pub const DEFAULT_DB_TABLE: &str = "clusterer";
 /// Priority OpenSIPS gives script-provisioned nodes (quirk #4), used with
 /// `opensips_priority_quirk = true`.
 pub const OPENSIPS_SCRIPT_PRIORITY: i32 = 3;
@@ -104,7 +101,8 @@ pub struct DaemonConfig {
     pub hooks: HooksConfig,
     /// `[metrics]`: the Prometheus endpoint.
     pub metrics: MetricsConfig,
-    /// Where the node table lives; `Some` exactly when `db_mode = 1`.
+    /// Where the node table lives (`db_url`, `db_table`, `*_col`); `Some` exactly when
+    /// `db_mode = 1`.
     pub db: Option<DbSettings>,
     /// `[cachedb_local]`: the replicated cache capability; `None` when the section is
     /// absent (no cache at all).
@@ -224,60 +222,6 @@ impl Default for MetricsConfig {
             enabled: true,
             listen: DEFAULT_METRICS_LISTEN,
             path: DEFAULT_METRICS_PATH.to_owned(),
-        }
-    }
-}
-
-/// The node table of `db_mode = 1`: `db_url`, `db_table` and the `*_col` parameters.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DbSettings {
-    /// `db_url`: `sqlite:…`, `postgres://…` or `mysql://…`.
-    pub url: String,
-    /// `db_table` (default `clusterer`); an SQL identifier, optionally `schema.table`.
-    pub table: String,
-    /// Column names.
-    pub columns: DbColumns,
-}
-
-/// The column names of the `clusterer` table (`*_col`), each an SQL identifier. They are
-/// also the property names of `my_node_info` / `neighbor_node_info`, as in OpenSIPS.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DbColumns {
-    /// `id_col` (default `id`).
-    pub id: String,
-    /// `cluster_id_col` (default `cluster_id`).
-    pub cluster_id: String,
-    /// `node_id_col` (default `node_id`).
-    pub node_id: String,
-    /// `url_col` (default `url`).
-    pub url: String,
-    /// `state_col` (default `state`).
-    pub state: String,
-    /// `no_ping_retries_col` (default `no_ping_retries`).
-    pub no_ping_retries: String,
-    /// `priority_col` (default `priority`).
-    pub priority: String,
-    /// `sip_addr_col` (default `sip_addr`).
-    pub sip_addr: String,
-    /// `flags_col` (default `flags`).
-    pub flags: String,
-    /// `description_col` (default `description`).
-    pub description: String,
-}
-
-impl Default for DbColumns {
-    fn default() -> Self {
-        DbColumns {
-            id: "id".to_owned(),
-            cluster_id: "cluster_id".to_owned(),
-            node_id: "node_id".to_owned(),
-            url: "url".to_owned(),
-            state: "state".to_owned(),
-            no_ping_retries: "no_ping_retries".to_owned(),
-            priority: "priority".to_owned(),
-            sip_addr: "sip_addr".to_owned(),
-            flags: "flags".to_owned(),
-            description: "description".to_owned(),
         }
     }
 }

@@ -11,7 +11,7 @@
 //! `description` and `state` are our additions (OpenSIPS sets no description and state 1
 //! for script-provisioned nodes).
 
-use super::DbColumns;
+use crate::db::ColumnNames;
 
 /// The properties found in one string; `None` = not given.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,7 +42,7 @@ enum Prop {
 }
 
 /// Property names in the order they are listed in messages, from the column names.
-fn names(columns: &DbColumns) -> [(&str, Prop); 9] {
+fn names(columns: &ColumnNames) -> [(&str, Prop); 9] {
     [
         (columns.cluster_id.as_str(), Prop::ClusterId),
         (columns.node_id.as_str(), Prop::NodeId),
@@ -61,7 +61,7 @@ fn names(columns: &DbColumns) -> [(&str, Prop); 9] {
 /// # Errors
 /// What is wrong, without the key (the caller prefixes it): `unknown property "urll"
 /// (expected one of cluster_id, node_id, url, ...)`.
-pub(crate) fn parse(text: &str, columns: &DbColumns) -> Result<NodeProps, String> {
+pub(crate) fn parse(text: &str, columns: &ColumnNames) -> Result<NodeProps, String> {
     let names = names(columns);
     let mut props = NodeProps::default();
     let mut seen: Vec<Prop> = Vec::new();
@@ -155,8 +155,8 @@ fn is_plain_digits(value: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn cols() -> DbColumns {
-        DbColumns::default()
+    fn cols() -> ColumnNames {
+        ColumnNames::default()
     }
 
     #[test]

@@ -97,12 +97,14 @@ pub const VERSION_TABLE: &str = "version";
 /// Longest string the OpenSIPS schema stores in `url`, `sip_addr`, `flags`, `description`.
 pub const MAX_STRING_LEN: usize = 64;
 
-/// Where the `clusterer` table is and what its columns are called.
+/// Where the `clusterer` table is and what its columns are called: the `db_url`, `db_table`
+/// and `*_col` module parameters. [`crate::config::DaemonConfig::db`] holds one for
+/// `db_mode = 1`; `clusterer db` builds one from its arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DbSettings {
     /// `db_url`: `sqlite:…`, `postgres://…` or `mysql://…`.
     pub url: String,
-    /// `db_table`: an identifier, optionally `schema.table`.
+    /// `db_table` (default [`DEFAULT_TABLE`]): an identifier, optionally `schema.table`.
     pub table: String,
     /// The `*_col` names.
     pub columns: ColumnNames,
@@ -126,7 +128,9 @@ impl Default for DbSettings {
     }
 }
 
-/// The column names of the `clusterer` table (the `*_col` module parameters).
+/// The column names of the `clusterer` table (the `*_col` module parameters), each an SQL
+/// identifier. They are also the property names of `my_node_info` / `neighbor_node_info`,
+/// as in OpenSIPS. The defaults are [`ColumnNames::DEFAULTS`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColumnNames {
     /// `id_col` (default `id`).
@@ -194,6 +198,22 @@ impl ColumnNames {
             &self.sip_addr,
             &self.flags,
             &self.description,
+        ]
+    }
+
+    /// [`ColumnNames::in_order`], mutable.
+    pub(crate) fn in_order_mut(&mut self) -> [&mut String; 10] {
+        [
+            &mut self.id,
+            &mut self.cluster_id,
+            &mut self.node_id,
+            &mut self.url,
+            &mut self.state,
+            &mut self.no_ping_retries,
+            &mut self.priority,
+            &mut self.sip_addr,
+            &mut self.flags,
+            &mut self.description,
         ]
     }
 }

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 pub const SEND_QUEUE_PACKETS: usize = 4096;
 /// Control packets queued per connection (they are few: a PING or PONG per link and tick,
 /// topology floods); past it a send fails like a bulk one.
-pub const CONTROL_QUEUE_PACKETS: usize = 1024;
+pub(crate) const CONTROL_QUEUE_PACKETS: usize = 1024;
 /// How long an outgoing connect may take before its packets are reported failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Read buffer per connection.

@@ -7,7 +7,7 @@ use std::io;
 
 use clusterer_core::message::{InternalBody, LinkUpdate, Message};
 use clusterer_core::{Instant, NodeId};
-use clusterer_proto::wire::{self, InternalView, PacketView, RoutedView};
+use clusterer_proto::wire;
 
 /// How much of the trace a run keeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,28 +112,7 @@ impl Trace {
 /// The spec name of a packet's type (`PING`, `GENERIC_MSG`, `MODULE`, `MALFORMED`), read
 /// without allocating.
 pub fn packet_kind(bytes: &[u8]) -> &'static str {
-    match wire::parse_view(bytes) {
-        Ok(PacketView::Internal { body, .. }) => match body {
-            InternalView::Ping(_) => "PING",
-            InternalView::Pong(_) => "PONG",
-            InternalView::LsUpdate(_) => "LS_UPDATE",
-            InternalView::FullTopUpdate(_) => "FULL_TOP_UPDATE",
-            InternalView::UnknownId => "UNKNOWN_ID",
-            InternalView::NodeDescription(_) => "NODE_DESCRIPTION",
-            InternalView::CapUpdate(_) => "CAP_UPDATE",
-        },
-        Ok(PacketView::Routed { body, .. }) => match body {
-            RoutedView::RemoveNode(_) => "REMOVE_NODE",
-            RoutedView::GenericMsg(_) => "GENERIC_MSG",
-            RoutedView::MiCmd(_) => "MI_CMD",
-            RoutedView::SyncReq(_) => "SYNC_REQ",
-            RoutedView::Sync(_) => "SYNC",
-            RoutedView::SyncEnd(_) => "SYNC_END",
-            RoutedView::ShtagActive(_) => "SHTAG_ACTIVE",
-            RoutedView::Module(_) => "MODULE",
-        },
-        Err(_) => "MALFORMED",
-    }
+    wire::parse_view(bytes).map_or("MALFORMED", |view| view.kind().name())
 }
 
 fn ids(list: &[NodeId]) -> String {

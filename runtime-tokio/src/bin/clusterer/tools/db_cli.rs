@@ -41,7 +41,8 @@ pub(crate) enum DbCommand {
 }
 
 /// Where the table is and what its columns are called (the `db_url`, `db_table` and
-/// `*_col` module parameters).
+/// `*_col` module parameters). The defaults are those of [`DbSettings::default`]; the
+/// `*_col` ones are indexed in [`ColumnNames::DEFAULTS`] (table order).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct TableArgs {
     /// Database URL: sqlite://PATH (file created when missing),
@@ -55,7 +56,7 @@ pub(crate) struct TableArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "id",
+        default_value = ColumnNames::DEFAULTS[0],
         help_heading = "Column names"
     )]
     pub(crate) id_col: String,
@@ -63,7 +64,7 @@ pub(crate) struct TableArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "cluster_id",
+        default_value = ColumnNames::DEFAULTS[1],
         help_heading = "Column names"
     )]
     pub(crate) cluster_id_col: String,
@@ -71,7 +72,7 @@ pub(crate) struct TableArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "node_id",
+        default_value = ColumnNames::DEFAULTS[2],
         help_heading = "Column names"
     )]
     pub(crate) node_id_col: String,
@@ -79,7 +80,7 @@ pub(crate) struct TableArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "url",
+        default_value = ColumnNames::DEFAULTS[3],
         help_heading = "Column names"
     )]
     pub(crate) url_col: String,
@@ -87,7 +88,7 @@ pub(crate) struct TableArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "state",
+        default_value = ColumnNames::DEFAULTS[4],
         help_heading = "Column names"
     )]
     pub(crate) state_col: String,
@@ -95,7 +96,7 @@ pub(crate) struct TableArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "no_ping_retries",
+        default_value = ColumnNames::DEFAULTS[5],
         help_heading = "Column names"
     )]
     pub(crate) no_ping_retries_col: String,
@@ -103,7 +104,7 @@ pub(crate) struct TableArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "priority",
+        default_value = ColumnNames::DEFAULTS[6],
         help_heading = "Column names"
     )]
     pub(crate) priority_col: String,
@@ -111,7 +112,7 @@ pub(crate) struct TableArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "sip_addr",
+        default_value = ColumnNames::DEFAULTS[7],
         help_heading = "Column names"
     )]
     pub(crate) sip_addr_col: String,
@@ -119,7 +120,7 @@ pub(crate) struct TableArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "flags",
+        default_value = ColumnNames::DEFAULTS[8],
         help_heading = "Column names"
     )]
     pub(crate) flags_col: String,
@@ -127,7 +128,7 @@ pub(crate) struct TableArgs {
     #[arg(
         long,
         value_name = "NAME",
-        default_value = "description",
+        default_value = ColumnNames::DEFAULTS[9],
         help_heading = "Column names"
     )]
     pub(crate) description_col: String,

@@ -8,11 +8,10 @@
 use std::borrow::Cow;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use etherparse::{LinuxSllPacketType, PacketBuilder};
 use pcap_file::DataLink;
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
 use pcap_file::pcapng::blocks::interface_description::{
@@ -21,6 +20,10 @@ use pcap_file::pcapng::blocks::interface_description::{
 use serde_json::{Map, Value};
 
 use super::{Error, Format, Options, Summary, decode_path, decode_reader, parse_hex};
+
+#[path = "../../../../../tests/support/synthetic.rs"]
+mod synthetic;
+use synthetic::{pcap_file, tcp_frame};
 
 fn vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors/opensips")
@@ -76,37 +79,6 @@ fn decode_path_json(path: &Path) -> Vec<Map<String, Value>> {
 
 fn unhex(s: &str) -> Vec<u8> {
     parse_hex(s).expect("valid hex")
-}
-
-/// One Ethernet/IPv4/TCP frame between 127.0.0.x addresses.
-fn tcp_frame(src: (u8, u16), dst: (u8, u16), seq: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
-    let builder = PacketBuilder::ethernet2([0; 6], [0; 6])
-        .ipv4([127, 0, 0, src.0], [127, 0, 0, dst.0], 64)
-        .tcp(src.1, dst.1, seq, 65535);
-    let builder = if syn {
-        builder.syn()
-    } else {
-        builder.ack(1).psh()
-    };
-    let mut frame = Vec::with_capacity(builder.size(payload.len()));
-    builder.write(&mut frame, payload).expect("build frame");
-    frame
-}
-
-/// A classic pcap of the given link type; frame `i` is stamped 1000 + i ms.
-fn pcap_file(link: DataLink, frames: &[Vec<u8>]) -> Vec<u8> {
-    let header = PcapHeader {
-        datalink: link,
-        snaplen: 262_144,
-        ..PcapHeader::default()
-    };
-    let mut writer = PcapWriter::with_header(Vec::new(), header).expect("pcap header");
-    for (i, frame) in frames.iter().enumerate() {
-        let time = Duration::from_millis(1_000_000 + i as u64);
-        let packet = PcapPacket::new(time, frame.len() as u32, frame);
-        writer.write_packet(&packet).expect("pcap record");
-    }
-    writer.into_writer()
 }
 
 #[test]
