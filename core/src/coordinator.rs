@@ -18,13 +18,12 @@ use crate::config::DbMode;
 use crate::id::NodeId;
 use crate::link::LinkState;
 use crate::message::{
-    BIN_VERSION, CapUpdate, CapabilityBlock, CapabilityState, FullTopUpdate, Internal,
-    InternalBody, LinkUpdate, LsUpdate, MAX_FLOOD_PATH_LEN, Message, ModulePacket, NodeInfo,
-    Routed, RoutedBody, ShtagActive, Sync, SyncEnd, SyncReq, Trailer,
+    BIN_VERSION, CapUpdate, CapabilityBlock, CapabilityState, FullTopUpdate, InternalBody,
+    LinkUpdate, LsUpdate, MAX_FLOOD_PATH_LEN, ModulePacket, NodeInfo, Routed, RoutedBody,
+    ShtagActive, Sync, SyncEnd, SyncReq, Trailer,
 };
 use crate::node::Ctx;
 use crate::output::{DropReason, Event, SendStatus};
-use crate::output::{Transmit, TransmitTo};
 use crate::shtag::{Rank, SharingTags, ShtagPort, ShtagReason, ShtagState};
 use crate::sync::{DonorCandidate, SyncPort, SyncSettings};
 use crate::time::{Instant, Now};
@@ -385,16 +384,7 @@ impl Ctx<'_> {
             .filter(|id| body.path().is_some_and(|p| !p.contains(id)))
             .collect();
         for to in targets {
-            let Some(n) = c.node(to) else { continue };
-            let message = Message::Internal(Internal::new(c.id, origin, body.clone()));
-            self.out.transmit(Transmit {
-                cluster: c.id,
-                to: TransmitTo::Node {
-                    id: to,
-                    address: n.address,
-                },
-                message,
-            });
+            self.send_internal_from(c, origin, to, body.clone());
         }
     }
 

@@ -554,8 +554,20 @@ impl Ctx<'_> {
 
     /// Sends a `clusterer-internal` message directly to a neighbour's URL.
     pub(crate) fn send_internal(&mut self, c: &Cluster, to: NodeId, body: InternalBody) {
+        self.send_internal_from(c, self.s.my_id, to, body);
+    }
+
+    /// Sends a `clusterer-internal` message with originator `origin` (ours, or the
+    /// originator of a flooded update) directly to a neighbour's URL.
+    pub(crate) fn send_internal_from(
+        &mut self,
+        c: &Cluster,
+        origin: NodeId,
+        to: NodeId,
+        body: InternalBody,
+    ) {
         let Some(n) = c.node(to) else { return };
-        let message = Message::Internal(Internal::new(c.id, self.s.my_id, body));
+        let message = Message::Internal(Internal::new(c.id, origin, body));
         self.out.transmit(Transmit {
             cluster: c.id,
             to: TransmitTo::Node {

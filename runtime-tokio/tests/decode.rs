@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use pcap_file::DataLink;
@@ -30,32 +29,7 @@ const CONTEXT_KEYS: [&str; 4] = ["frame", "hex", "reemit_hex", "reemit_identical
 mod support {
     pub(crate) mod synthetic;
 }
-use support::synthetic::{pcap_file, tcp_frame};
-
-fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors/opensips")
-}
-
-fn pcap_path(name: &str) -> PathBuf {
-    vectors().join("pcap").join(format!("{name}.pcap"))
-}
-
-/// The records of `bin/<name>.jsonl`, in capture order.
-fn captured(name: &str) -> Vec<Map<String, Value>> {
-    let path = vectors().join("bin").join(format!("{name}.jsonl"));
-    let text = std::fs::read_to_string(&path).expect("capture jsonl");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str::<Map<String, Value>>(l).expect("jsonl line"))
-        .collect()
-}
-
-fn captured_hex(name: &str) -> Vec<String> {
-    captured(name)
-        .iter()
-        .map(|r| r["hex"].as_str().expect("hex").to_owned())
-        .collect()
-}
+use support::synthetic::{captured, captured_hex, pcap_file, pcap_path, tcp_frame};
 
 /// The hex text of the captures (lower case, no separators) as bytes.
 fn unhex(s: &str) -> Vec<u8> {

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use etherparse::{LinuxSllPacketType, PacketBuilder};
 use pcap_file::DataLink;
@@ -23,32 +23,7 @@ use super::{Error, Format, Options, Summary, decode_path, decode_reader, parse_h
 
 #[path = "../../../../../tests/support/synthetic.rs"]
 mod synthetic;
-use synthetic::{pcap_file, tcp_frame};
-
-fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors/opensips")
-}
-
-fn pcap_path(name: &str) -> PathBuf {
-    vectors().join("pcap").join(format!("{name}.pcap"))
-}
-
-/// The records of `bin/<name>.jsonl`, in capture order.
-fn captured(name: &str) -> Vec<Map<String, Value>> {
-    let path = vectors().join("bin").join(format!("{name}.jsonl"));
-    let text = std::fs::read_to_string(&path).expect("capture jsonl");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str::<Map<String, Value>>(l).expect("jsonl line"))
-        .collect()
-}
-
-fn captured_hex(name: &str) -> Vec<String> {
-    captured(name)
-        .iter()
-        .map(|r| r["hex"].as_str().expect("hex").to_owned())
-        .collect()
-}
+use synthetic::{captured_hex, pcap_file, pcap_path, tcp_frame};
 
 /// Decodes in-process; panics propagate and fail the test.
 fn decode_bytes(input: &[u8], format: Format) -> (Result<Summary, Error>, String) {
