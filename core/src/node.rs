@@ -97,6 +97,9 @@ pub struct Stats {
     pub dropped_transmits: u64,
     /// Events dropped because the queue was full.
     pub dropped_events: u64,
+    /// Transmits the runtime could not encode (larger than the 65515-byte limit), as
+    /// reported with [`Node::handle_unencodable`].
+    pub unencodable_transmits: u64,
 }
 
 /// The local node: every cluster it is a member of, and the output queues.
@@ -262,6 +265,7 @@ impl Node {
             nodes_down: nodes - nodes_up,
             dropped_transmits: self.out.dropped_transmits,
             dropped_events: self.out.dropped_events,
+            unencodable_transmits: self.out.unencodable_transmits,
         }
     }
 
@@ -390,6 +394,15 @@ impl Node {
             }
         })
         .unwrap_or(Err(DropReason::UnknownCluster))
+    }
+
+    /// A transmit could not be encoded (larger than the 65515-byte limit: an application
+    /// message too large for one packet). It is counted in
+    /// [`Stats::unencodable_transmits`]; the link to its hop is left alone (the link is
+    /// fine, the message is not) and a routed message is not re-routed (it would not fit
+    /// any hop either). The sender already got its send status; nothing else changes.
+    pub fn handle_unencodable(&mut self) {
+        self.out.unencodable_transmits += 1;
     }
 
     /// A transmit to the neighbour `hop` in `cluster` was not sent: the transport refused it

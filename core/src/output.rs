@@ -209,6 +209,8 @@ pub(crate) struct Outputs {
     pub events: VecDeque<Event>,
     pub dropped_transmits: u64,
     pub dropped_events: u64,
+    /// Transmits the runtime could not encode (reported with `Node::handle_unencodable`).
+    pub unencodable_transmits: u64,
     /// The `sharing_tags` report ring (one for all clusters).
     pub shtag_reports: ReportRing,
     /// The `node_states` report ring (one for all clusters).

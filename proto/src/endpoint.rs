@@ -606,10 +606,8 @@ impl Endpoint {
     /// allocation per packet).
     ///
     /// A message that cannot be encoded (larger than 65515 bytes) is counted as
-    /// [`DropCause::Unencodable`], reported to the node as a failed send to its hop with
-    /// the time of the latest input — a PING takes its "fails" branch, anything else
-    /// restarts probing of the hop; a routed message is not re-routed, it would not fit
-    /// any hop either — and skipped.
+    /// [`DropCause::Unencodable`], reported to the node ([`Node::handle_unencodable`]:
+    /// counted, the link left alone, nothing re-routed) and skipped.
     pub fn poll_transmit(&mut self) -> Option<OutgoingPacket> {
         let mut bytes = Vec::new();
         match self.poll_packet(&mut bytes) {
@@ -686,20 +684,14 @@ impl Endpoint {
         }
     }
 
-    /// A transmit too large to encode: counted, and reported to the node as a failed
-    /// send to its hop (no bytes, so nothing to re-route).
+    /// A transmit too large to encode: counted here and reported to the node
+    /// ([`Node::handle_unencodable`]), which leaves the link alone.
     fn unencodable(&mut self, info: PacketInfo) {
         if info.relayed {
             self.counters.relayed += 1;
         }
         self.counters.drop(DropCause::Unencodable);
-        if let Destination::Node { id, .. } = info.to {
-            let probe = info.kind == PacketKind::Probe;
-            let resend = self
-                .node
-                .handle_send_failed(self.last_now, info.cluster, id, probe, None);
-            debug_assert!(resend.is_none(), "nothing to re-route");
-        }
+        self.node.handle_unencodable();
     }
 
     /// The next event of the node.
@@ -1240,7 +1232,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unencodable_message_is_reported_to_the_node_as_a_failed_send() {
+    fn an_unencodable_message_is_counted_by_the_node_and_leaves_the_link_up() {
         let mut e = triangle();
         let sent = e.counters().sent;
         // 70 000 payload bytes cannot fit a 65515-byte packet.
@@ -1250,17 +1242,11 @@ mod tests {
         );
         let out = drain(&mut e);
         assert_eq!(e.counters().dropped.get(&DropCause::Unencodable), Some(&1));
-        assert_eq!(
-            e.counters().sent,
-            sent + out.len() as u64,
-            "only the others are sent"
-        );
-        // Reported as a failed send to hop 2: probing restarts (LS_UPDATE DOWN to 3), and
-        // nothing is re-routed: it would not fit any hop either.
-        assert_eq!(link(&e, 2), LinkState::RestartPinging);
-        let kinds: Vec<(&str, Option<NodeId>)> =
-            out.iter().map(|p| (p.info.type_name, hop(p))).collect();
-        assert_eq!(kinds, [("LS_UPDATE", Some(n(3)))]);
+        assert_eq!(e.counters().sent, sent + out.len() as u64);
+        assert!(out.is_empty(), "nothing else to send: {out:?}");
+        assert_eq!(e.node().stats().unencodable_transmits, 1);
+        // The application's message was too large, not the link: it stays UP.
+        assert_eq!(link(&e, 2), LinkState::Up);
     }
 
     #[test]
