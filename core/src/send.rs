@@ -88,6 +88,21 @@ impl Node {
         version: i16,
         body: RoutedBody,
     ) -> SendStatus {
+        self.with_sender(now, cluster, body, |ctx, c, body| {
+            ctx.send_one(c, dest, version, body)
+        })
+    }
+
+    /// Runs a send of `body` in `cluster` once the rules every send shares passed: an
+    /// unknown cluster is SendErr, a disabled local node CurrDisabled, and a module packet
+    /// needs its capability registered and enabled ([`module_gate`]).
+    fn with_sender(
+        &mut self,
+        now: Now,
+        cluster: ClusterId,
+        body: RoutedBody,
+        send: impl FnOnce(&mut Ctx<'_>, &mut Cluster, RoutedBody) -> SendStatus,
+    ) -> SendStatus {
         self.with_ctx(now, cluster, |ctx, c| {
             if !c.local.enabled {
                 return SendStatus::CurrDisabled;
@@ -95,7 +110,7 @@ impl Node {
             if let Some(status) = module_gate(c, &body) {
                 return status;
             }
-            ctx.send_one(c, dest, version, body)
+            send(ctx, c, body)
         })
         .unwrap_or(SendStatus::SendErr)
     }
@@ -119,13 +134,7 @@ impl Node {
         version: i16,
         body: RoutedBody,
     ) -> SendStatus {
-        self.with_ctx(now, cluster, |ctx, c| {
-            if !c.local.enabled {
-                return SendStatus::CurrDisabled;
-            }
-            if let Some(status) = module_gate(c, &body) {
-                return status;
-            }
+        self.with_sender(now, cluster, body, |ctx, c, body| {
             let local_sip = c.local.sip_addr.clone();
             let targets: Vec<NodeId> = c
                 .nodes
@@ -158,7 +167,6 @@ impl Node {
                 SendStatus::SendErr
             }
         })
-        .unwrap_or(SendStatus::SendErr)
     }
 
     /// `cluster_check_addr`: whether `addr` belongs to another node of the cluster.
