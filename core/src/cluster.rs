@@ -18,9 +18,11 @@ use crate::shtag::{SharingTag, SharingTags, ShtagSettings};
 use crate::stamp::SeqStamp;
 use crate::topology::Topology;
 
-/// Another node of a cluster, as the local node knows it.
+/// What is provisioned about a node (a DB row, `my_node_info` or `neighbor_node_info`, or
+/// a NODE_DESCRIPTION): the part the local node's record and the records of the others
+/// share. [`RemoteNode`] and [`LocalNode`] dereference to it.
 #[derive(Clone, Debug)]
-pub struct RemoteNode {
+pub struct NodeRecord {
     pub(crate) id: NodeId,
     pub(crate) db_id: Option<i64>,
     pub(crate) url: String,
@@ -30,51 +32,21 @@ pub struct RemoteNode {
     pub(crate) priority: i32,
     pub(crate) no_ping_retries: u32,
     pub(crate) enabled: bool,
-    pub(crate) link: Link,
-    /// The ids listed in its last PONG (nodes it already knows).
-    pub(crate) pong_list: Vec<NodeId>,
-    /// Reachability as last reported through events.
-    pub(crate) reachable: bool,
 }
 
-impl RemoteNode {
-    pub(crate) fn new(
-        id: NodeId,
-        url: String,
-        address: NodeAddress,
-        sip_addr: String,
-        priority: i32,
-        no_ping_retries: u32,
-    ) -> Self {
-        RemoteNode {
-            id,
-            db_id: None,
-            url,
+impl NodeRecord {
+    fn from_config(c: &NodeConfig, address: NodeAddress) -> Self {
+        NodeRecord {
+            id: c.id,
+            db_id: c.db_id,
+            url: c.url.clone(),
             address,
-            sip_addr,
-            description: None,
-            priority,
-            no_ping_retries,
-            enabled: true,
-            link: Link::new(),
-            pong_list: Vec::new(),
-            reachable: false,
+            sip_addr: c.sip_addr.clone(),
+            description: c.description.clone(),
+            priority: c.priority,
+            no_ping_retries: c.no_ping_retries,
+            enabled: c.enabled,
         }
-    }
-
-    pub(crate) fn from_config(c: &NodeConfig, address: NodeAddress) -> Self {
-        let mut n = RemoteNode::new(
-            c.id,
-            c.url.clone(),
-            address,
-            c.sip_addr.clone(),
-            c.priority,
-            c.no_ping_retries,
-        );
-        n.db_id = c.db_id;
-        n.description = c.description.clone();
-        n.enabled = c.enabled;
-        n
     }
 
     /// Node id.
@@ -87,7 +59,8 @@ impl RemoteNode {
         self.db_id
     }
 
-    /// BIN URL as provisioned or announced.
+    /// BIN URL as provisioned or announced (for the local node it selects the listening
+    /// socket and the source IP of outgoing connections).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -121,6 +94,67 @@ impl RemoteNode {
     pub fn enabled(&self) -> bool {
         self.enabled
     }
+}
+
+/// Another node of a cluster, as the local node knows it: its record and the direct link.
+#[derive(Clone, Debug)]
+pub struct RemoteNode {
+    pub(crate) record: NodeRecord,
+    pub(crate) link: Link,
+    /// The ids listed in its last PONG (nodes it already knows).
+    pub(crate) pong_list: Vec<NodeId>,
+    /// Reachability as last reported through events.
+    pub(crate) reachable: bool,
+}
+
+impl core::ops::Deref for RemoteNode {
+    type Target = NodeRecord;
+    fn deref(&self) -> &NodeRecord {
+        &self.record
+    }
+}
+
+impl core::ops::DerefMut for RemoteNode {
+    fn deref_mut(&mut self) -> &mut NodeRecord {
+        &mut self.record
+    }
+}
+
+impl RemoteNode {
+    /// A node learned from a description: enabled, no DB id, probing restarts.
+    pub(crate) fn new(
+        id: NodeId,
+        url: String,
+        address: NodeAddress,
+        sip_addr: String,
+        priority: i32,
+        no_ping_retries: u32,
+    ) -> Self {
+        RemoteNode::with_record(NodeRecord {
+            id,
+            db_id: None,
+            url,
+            address,
+            sip_addr,
+            description: None,
+            priority,
+            no_ping_retries,
+            enabled: true,
+        })
+    }
+
+    pub(crate) fn from_config(c: &NodeConfig, address: NodeAddress) -> Self {
+        RemoteNode::with_record(NodeRecord::from_config(c, address))
+    }
+
+    fn with_record(record: NodeRecord) -> Self {
+        RemoteNode {
+            record,
+            link: Link::new(),
+            pong_list: Vec::new(),
+            reachable: false,
+        }
+    }
 
     /// Direct link state.
     pub fn link_state(&self) -> LinkState {
@@ -141,77 +175,34 @@ impl RemoteNode {
 /// The local node's record in one cluster.
 #[derive(Clone, Debug)]
 pub struct LocalNode {
-    pub(crate) id: NodeId,
-    pub(crate) db_id: Option<i64>,
-    pub(crate) url: String,
-    pub(crate) address: NodeAddress,
-    pub(crate) sip_addr: String,
-    pub(crate) description: Option<String>,
-    pub(crate) priority: i32,
-    pub(crate) no_ping_retries: u32,
+    pub(crate) record: NodeRecord,
     pub(crate) seed: bool,
-    pub(crate) enabled: bool,
+}
+
+impl core::ops::Deref for LocalNode {
+    type Target = NodeRecord;
+    fn deref(&self) -> &NodeRecord {
+        &self.record
+    }
+}
+
+impl core::ops::DerefMut for LocalNode {
+    fn deref_mut(&mut self) -> &mut NodeRecord {
+        &mut self.record
+    }
 }
 
 impl LocalNode {
     pub(crate) fn from_config(c: &NodeConfig, address: NodeAddress) -> Self {
         LocalNode {
-            id: c.id,
-            db_id: c.db_id,
-            url: c.url.clone(),
-            address,
-            sip_addr: c.sip_addr.clone(),
-            description: c.description.clone(),
-            priority: c.priority,
-            no_ping_retries: c.no_ping_retries,
+            record: NodeRecord::from_config(c, address),
             seed: c.seed,
-            enabled: c.enabled,
         }
-    }
-
-    /// Node id.
-    pub fn id(&self) -> NodeId {
-        self.id
-    }
-
-    /// Own URL (selects the listening socket and the source IP of outgoing connections).
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Parsed own URL.
-    pub fn address(&self) -> NodeAddress {
-        self.address
-    }
-
-    /// Own SIP address.
-    pub fn sip_addr(&self) -> &str {
-        &self.sip_addr
-    }
-
-    /// Own priority.
-    pub fn priority(&self) -> i32 {
-        self.priority
     }
 
     /// `seed` flag.
     pub fn is_seed(&self) -> bool {
         self.seed
-    }
-
-    /// Administrative state of the local node in this cluster.
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    /// DB row id.
-    pub fn db_id(&self) -> Option<i64> {
-        self.db_id
-    }
-
-    /// DB description.
-    pub fn description(&self) -> Option<&str> {
-        self.description.as_deref()
     }
 }
 

@@ -92,7 +92,7 @@ pub use admin::SetStatusError;
 pub use capability::{
     Capability, CapabilityError, CapabilityEvent, NodeMatch, Rejected, SyncStatus,
 };
-pub use cluster::{Cluster, LocalNode, RemoteNode};
+pub use cluster::{Cluster, LocalNode, NodeRecord, RemoteNode};
 #[doc(hidden)]
 pub use config::FaultInjection;
 pub use config::{ClusterConfig, Config, ConfigError, DbMode, NodeConfig, Timers};
