@@ -128,32 +128,105 @@ impl Default for DbSettings {
     }
 }
 
+/// One value per column of the OpenSIPS `clusterer` table, in table order: `id` (the row
+/// id, `db_id` in MI), `cluster_id`, `node_id`, `url` (`bin:IP[:port]` or
+/// `bins:IP[:port]`), `state` (0 disabled, anything else enabled), `no_ping_retries`,
+/// `priority`, `sip_addr`, `flags` (`seed…` marks a seed node) and `description`. The
+/// column names ([`ColumnNames`]) and the cells of a row ([`TableRow`]) both have this
+/// shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // The columns are described above, in order.
+pub struct Columns<T> {
+    pub id: T,
+    pub cluster_id: T,
+    pub node_id: T,
+    pub url: T,
+    pub state: T,
+    pub no_ping_retries: T,
+    pub priority: T,
+    pub sip_addr: T,
+    pub flags: T,
+    pub description: T,
+}
+
+impl<T> Columns<T> {
+    /// From the values in table order.
+    pub fn from_array(values: [T; 10]) -> Self {
+        let [
+            id,
+            cluster_id,
+            node_id,
+            url,
+            state,
+            no_ping_retries,
+            priority,
+            sip_addr,
+            flags,
+            description,
+        ] = values;
+        Columns {
+            id,
+            cluster_id,
+            node_id,
+            url,
+            state,
+            no_ping_retries,
+            priority,
+            sip_addr,
+            flags,
+            description,
+        }
+    }
+
+    /// The values in table order.
+    pub fn as_array(&self) -> [&T; 10] {
+        [
+            &self.id,
+            &self.cluster_id,
+            &self.node_id,
+            &self.url,
+            &self.state,
+            &self.no_ping_retries,
+            &self.priority,
+            &self.sip_addr,
+            &self.flags,
+            &self.description,
+        ]
+    }
+
+    /// The values in table order, mutable.
+    pub(crate) fn as_array_mut(&mut self) -> [&mut T; 10] {
+        let Columns {
+            id,
+            cluster_id,
+            node_id,
+            url,
+            state,
+            no_ping_retries,
+            priority,
+            sip_addr,
+            flags,
+            description,
+        } = self;
+        [
+            id,
+            cluster_id,
+            node_id,
+            url,
+            state,
+            no_ping_retries,
+            priority,
+            sip_addr,
+            flags,
+            description,
+        ]
+    }
+}
+
 /// The column names of the `clusterer` table (the `*_col` module parameters), each an SQL
 /// identifier. They are also the property names of `my_node_info` / `neighbor_node_info`,
 /// as in OpenSIPS. The defaults are [`ColumnNames::DEFAULTS`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ColumnNames {
-    /// `id_col` (default `id`).
-    pub id: String,
-    /// `cluster_id_col` (default `cluster_id`).
-    pub cluster_id: String,
-    /// `node_id_col` (default `node_id`).
-    pub node_id: String,
-    /// `url_col` (default `url`).
-    pub url: String,
-    /// `state_col` (default `state`).
-    pub state: String,
-    /// `no_ping_retries_col` (default `no_ping_retries`).
-    pub no_ping_retries: String,
-    /// `priority_col` (default `priority`).
-    pub priority: String,
-    /// `sip_addr_col` (default `sip_addr`).
-    pub sip_addr: String,
-    /// `flags_col` (default `flags`).
-    pub flags: String,
-    /// `description_col` (default `description`).
-    pub description: String,
-}
+pub type ColumnNames = Columns<String>;
 
 impl ColumnNames {
     /// The module parameter of each column, in table order.
@@ -184,66 +257,21 @@ impl ColumnNames {
         "description",
     ];
 
-    /// The configured names in table order (`id`, `cluster_id`, `node_id`, `url`, `state`,
-    /// `no_ping_retries`, `priority`, `sip_addr`, `flags`, `description`).
+    /// The configured names in table order.
     pub fn in_order(&self) -> [&str; 10] {
-        [
-            &self.id,
-            &self.cluster_id,
-            &self.node_id,
-            &self.url,
-            &self.state,
-            &self.no_ping_retries,
-            &self.priority,
-            &self.sip_addr,
-            &self.flags,
-            &self.description,
-        ]
+        self.as_array().map(String::as_str)
     }
 
     /// [`ColumnNames::in_order`], mutable.
     pub(crate) fn in_order_mut(&mut self) -> [&mut String; 10] {
-        [
-            &mut self.id,
-            &mut self.cluster_id,
-            &mut self.node_id,
-            &mut self.url,
-            &mut self.state,
-            &mut self.no_ping_retries,
-            &mut self.priority,
-            &mut self.sip_addr,
-            &mut self.flags,
-            &mut self.description,
-        ]
+        self.as_array_mut()
     }
 }
 
 impl Default for ColumnNames {
+    /// The OpenSIPS names ([`ColumnNames::DEFAULTS`]).
     fn default() -> Self {
-        let [
-            id,
-            cluster_id,
-            node_id,
-            url,
-            state,
-            no_ping_retries,
-            priority,
-            sip_addr,
-            flags,
-            description,
-        ] = ColumnNames::DEFAULTS.map(str::to_owned);
-        ColumnNames {
-            id,
-            cluster_id,
-            node_id,
-            url,
-            state,
-            no_ping_retries,
-            priority,
-            sip_addr,
-            flags,
-            description,
-        }
+        Columns::from_array(ColumnNames::DEFAULTS.map(str::to_owned))
     }
 }
 

@@ -8,7 +8,7 @@ use clusterer_core::address::AddressError;
 use clusterer_core::message::{MAX_CLUSTERS, MAX_NODES};
 use clusterer_core::{ClusterConfig, ClusterId, NodeAddress, NodeConfig, NodeId};
 
-use super::ColumnNames;
+use super::{ColumnNames, Columns};
 
 /// One cell as read from the database, before any validation.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,80 +54,19 @@ impl fmt::Display for Value {
     }
 }
 
-/// One row of the `clusterer` table, every column as read (the names are the OpenSIPS
-/// defaults; the configured `*_col` names were used to read them).
-#[derive(Clone, Debug, PartialEq)]
-pub struct TableRow {
-    /// `id`: the row id (`db_id` in MI).
-    pub id: Value,
-    /// `cluster_id`.
-    pub cluster_id: Value,
-    /// `node_id`.
-    pub node_id: Value,
-    /// `url`: `bin:IP[:port]` or `bins:IP[:port]`.
-    pub url: Value,
-    /// `state`: 0 disabled, anything else enabled.
-    pub state: Value,
-    /// `no_ping_retries`.
-    pub no_ping_retries: Value,
-    /// `priority`.
-    pub priority: Value,
-    /// `sip_addr`.
-    pub sip_addr: Value,
-    /// `flags`: `seed…` marks a seed node.
-    pub flags: Value,
-    /// `description`.
-    pub description: Value,
-}
+/// One row of the `clusterer` table, every column as read (the fields are named by the
+/// OpenSIPS defaults; the configured `*_col` names were used to read them).
+pub type TableRow = Columns<Value>;
 
 impl TableRow {
-    /// The cell of column `col`.
-    pub(crate) fn get(&self, col: Col) -> &Value {
-        match col {
-            Col::Id => &self.id,
-            Col::ClusterId => &self.cluster_id,
-            Col::NodeId => &self.node_id,
-            Col::Url => &self.url,
-            Col::State => &self.state,
-            Col::NoPingRetries => &self.no_ping_retries,
-            Col::Priority => &self.priority,
-            Col::SipAddr => &self.sip_addr,
-            Col::Flags => &self.flags,
-            Col::Description => &self.description,
-        }
-    }
-
-    /// The cells in [`Col::ALL`] order.
+    /// The cells in table order.
     pub fn cells(&self) -> [&Value; 10] {
-        Col::ALL.map(|c| self.get(c))
+        self.as_array()
     }
 
-    /// Builds a row from cells in [`Col::ALL`] order.
+    /// Builds a row from cells in table order.
     pub(crate) fn from_cells(cells: [Value; 10]) -> TableRow {
-        let [
-            id,
-            cluster_id,
-            node_id,
-            url,
-            state,
-            no_ping_retries,
-            priority,
-            sip_addr,
-            flags,
-            description,
-        ] = cells;
-        TableRow {
-            id,
-            cluster_id,
-            node_id,
-            url,
-            state,
-            no_ping_retries,
-            priority,
-            sip_addr,
-            flags,
-            description,
-        }
+        Columns::from_array(cells)
     }
 }
 
@@ -147,20 +86,7 @@ pub(crate) enum Col {
 }
 
 impl Col {
-    /// Every column, in SELECT order.
-    pub(crate) const ALL: [Col; 10] = [
-        Col::Id,
-        Col::ClusterId,
-        Col::NodeId,
-        Col::Url,
-        Col::State,
-        Col::NoPingRetries,
-        Col::Priority,
-        Col::SipAddr,
-        Col::Flags,
-        Col::Description,
-    ];
-
+    /// The column's position in table order.
     fn index(self) -> usize {
         self as usize
     }

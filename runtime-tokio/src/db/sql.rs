@@ -200,7 +200,7 @@ pub(crate) struct Session {
     pub(crate) table_name: String,
     /// The table name quoted for SQL.
     pub(crate) table: String,
-    /// The column names quoted for SQL, in [`super::rows::Col::ALL`] order.
+    /// The column names quoted for SQL, in table order.
     pub(crate) cols: [String; 10],
 }
 
