@@ -57,6 +57,21 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// The multi-threaded tokio runtime of the `clusterer` commands; on failure the error is
+/// printed and the exit code to return is given back.
+///
+/// # Errors
+/// Exit code 1 when the runtime cannot be built (the reason is on standard error).
+pub fn tokio_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
 /// Runs `clusterer run`; returns when a signal stops the daemon.
 pub fn run(args: &RunArgs) -> ExitCode {
     init_tracing();
@@ -67,15 +82,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the tokio runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let daemon = match Daemon::start(config).await {

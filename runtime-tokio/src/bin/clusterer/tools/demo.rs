@@ -116,15 +116,9 @@ cache_collections = "default/r"
 
 /// Runs `clusterer demo`.
 pub(crate) fn run(args: &DemoArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match clusterer_tokio::daemon::tokio_runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the tokio runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(demo(args)) {
         Ok(()) => ExitCode::SUCCESS,
