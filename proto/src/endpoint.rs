@@ -408,8 +408,6 @@ pub struct Endpoint {
     options: EndpointOptions,
     connections: BTreeMap<ConnectionId, Connection>,
     counters: Counters,
-    /// The time of the latest input: an unencodable transmit is reported to the node with it.
-    last_now: Now,
     /// Node transmits taken from the node so far (including `held`).
     taken: u64,
     /// A node transmit taken but not written: the caller's buffer was too small.
@@ -434,7 +432,6 @@ impl Endpoint {
             options,
             connections: BTreeMap::new(),
             counters: Counters::default(),
-            last_now: now,
             taken: 0,
             held: None,
             resends: VecDeque::new(),
@@ -478,7 +475,6 @@ impl Endpoint {
         connection: ConnectionId,
         bytes: &[u8],
     ) -> Result<(), FramingError> {
-        self.last_now = now;
         let Some(conn) = self.connections.get_mut(&connection) else {
             self.counters.drop(DropCause::UnknownConnection);
             return Ok(());
@@ -503,7 +499,6 @@ impl Endpoint {
         peer: IpAddr,
         packet: &[u8],
     ) {
-        self.last_now = now;
         let message = match wire::parse(packet) {
             Ok(m) => m,
             Err(e) => {
@@ -543,7 +538,6 @@ impl Endpoint {
 
     /// The deadline of the node's timers passed (early calls are no-ops).
     pub fn handle_timeout(&mut self, now: Now) {
-        self.last_now = now;
         self.node.handle_timeout(now);
     }
 
@@ -568,7 +562,6 @@ impl Endpoint {
     }
 
     fn send_failed<B: Into<Vec<u8>>>(&mut self, now: Now, info: PacketInfo, bytes: B) {
-        self.last_now = now;
         self.counters.send_failures += 1;
         let Destination::Node { id, .. } = info.to else {
             return;
@@ -717,7 +710,6 @@ impl Endpoint {
         node: Option<NodeId>,
         enabled: bool,
     ) -> Result<(), SetStatusError> {
-        self.last_now = now;
         self.node.set_status(now, cluster, node, enabled)
     }
 
@@ -726,7 +718,6 @@ impl Endpoint {
     /// # Errors
     /// [`ConfigError`] from the node.
     pub fn reload(&mut self, now: Now, clusters: Vec<ClusterConfig>) -> Result<(), ConfigError> {
-        self.last_now = now;
         self.node.reload(now, clusters)
     }
 
@@ -740,7 +731,6 @@ impl Endpoint {
         cluster: ClusterId,
         node: NodeId,
     ) -> Result<(), RemoveNodeError> {
-        self.last_now = now;
         self.node.remove_node(now, cluster, node)
     }
 
@@ -752,7 +742,6 @@ impl Endpoint {
         dest: NodeId,
         body: RoutedBody,
     ) -> SendStatus {
-        self.last_now = now;
         self.node.send_to(now, cluster, dest, body)
     }
 
@@ -766,14 +755,12 @@ impl Endpoint {
         version: i16,
         body: RoutedBody,
     ) -> SendStatus {
-        self.last_now = now;
         self.node
             .send_to_with_version(now, cluster, dest, version, body)
     }
 
     /// [`Node::broadcast`]: a routed message to every reachable node of the cluster.
     pub fn broadcast(&mut self, now: Now, cluster: ClusterId, body: RoutedBody) -> SendStatus {
-        self.last_now = now;
         self.node.broadcast(now, cluster, body)
     }
 
@@ -787,7 +774,6 @@ impl Endpoint {
         version: i16,
         body: RoutedBody,
     ) -> SendStatus {
-        self.last_now = now;
         self.node
             .broadcast_matching(now, cluster, matching, version, body)
     }
@@ -813,7 +799,6 @@ impl Endpoint {
         cluster: ClusterId,
         reason: ShtagReason,
     ) -> Result<(), ShtagError> {
-        self.last_now = now;
         self.node.shtag_set_active(now, name, cluster, reason)
     }
 
@@ -830,7 +815,6 @@ impl Endpoint {
         condition: NodeMatch,
         handler: Box<dyn Capability>,
     ) -> Result<(), CapabilityError> {
-        self.last_now = now;
         self.node
             .register_capability(now, cluster, name, startup_sync, condition, handler)
     }
@@ -846,7 +830,6 @@ impl Endpoint {
         name: &str,
         enabled: bool,
     ) -> Result<(), CapabilityError> {
-        self.last_now = now;
         self.node
             .set_capability_enabled(now, cluster, name, enabled)
     }
@@ -861,7 +844,6 @@ impl Endpoint {
         cluster: ClusterId,
         capability: &str,
     ) -> Result<RequestSync, CapabilityError> {
-        self.last_now = now;
         self.node.request_sync(now, cluster, capability)
     }
 
