@@ -56,10 +56,7 @@ pub async fn set_state(
         let sql = Statement::new(s.backend)
             .sql(&format!("UPDATE {} SET {state_col} = ", s.table))
             .param()
-            .sql(&format!(" WHERE {cluster_col} = "))
-            .param()
-            .sql(&format!(" AND {node_col} = "))
-            .param()
+            .where_node(&cluster_col, &node_col)
             .text();
         let done = sqlx::query(AssertSqlSafe(sql))
             .bind(i32::from(enabled))
@@ -302,10 +299,8 @@ pub async fn remove_node(
     with_session(settings, "deleting the node", async |s| {
         let [_, cluster_col, node_col, ..] = s.cols.clone();
         let sql = Statement::new(s.backend)
-            .sql(&format!("DELETE FROM {} WHERE {cluster_col} = ", s.table))
-            .param()
-            .sql(&format!(" AND {node_col} = "))
-            .param()
+            .sql(&format!("DELETE FROM {}", s.table))
+            .where_node(&cluster_col, &node_col)
             .text();
         let done = sqlx::query(AssertSqlSafe(sql))
             .bind(cluster.to_wire())
@@ -500,13 +495,8 @@ async fn find_row(
 ) -> Result<Option<Option<i64>>, DbError> {
     let [id_col, cluster_col, node_col, ..] = s.cols.clone();
     let sql = Statement::new(s.backend)
-        .sql(&format!(
-            "SELECT {id_col} FROM {} WHERE {cluster_col} = ",
-            s.table
-        ))
-        .param()
-        .sql(&format!(" AND {node_col} = "))
-        .param()
+        .sql(&format!("SELECT {id_col} FROM {}", s.table))
+        .where_node(&cluster_col, &node_col)
         .text();
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(cluster.to_wire())

@@ -107,6 +107,15 @@ impl Statement {
         self
     }
 
+    /// Appends ` WHERE <cluster_col> = ? AND <node_col> = ?`: the one row of a node in a
+    /// cluster (bind the cluster id, then the node id).
+    pub(crate) fn where_node(self, cluster_col: &str, node_col: &str) -> Self {
+        self.sql(&format!(" WHERE {cluster_col} = "))
+            .param()
+            .sql(&format!(" AND {node_col} = "))
+            .param()
+    }
+
     /// The finished SQL text.
     pub(crate) fn text(self) -> String {
         self.text
