@@ -45,6 +45,14 @@ fn node_with(me: u32, peers: &[u32], db_mode: DbMode) -> Node {
     Node::new(cfg, at(0), 7).unwrap()
 }
 
+/// [`node_with`] after its first tick (at 1 s), its first PINGs drained.
+fn ticked(me: u32, peers: &[u32], db_mode: DbMode) -> Node {
+    let mut node = node_with(me, peers, db_mode);
+    node.handle_timeout(at(1000));
+    drain(&mut node);
+    node
+}
+
 fn drain(node: &mut Node) -> Vec<Transmit> {
     core::iter::from_fn(|| node.poll_transmit()).collect()
 }
@@ -65,6 +73,11 @@ fn sent_to(ts: &[Transmit], to: u32) -> Vec<&InternalBody> {
             Message::Routed(_) => None,
         })
         .collect()
+}
+
+/// A PING body.
+fn ping(req_node_list: bool) -> InternalBody {
+    InternalBody::Ping(Ping { req_node_list })
 }
 
 fn link(node: &Node, peer: u32) -> LinkState {
@@ -95,12 +108,7 @@ fn first_tick_pings_every_peer_with_node_list_request() {
     node.handle_timeout(at(1000));
     let ts = drain(&mut node);
     for peer in [2, 3] {
-        assert_eq!(
-            sent_to(&ts, peer),
-            [&InternalBody::Ping(Ping {
-                req_node_list: true
-            })]
-        );
+        assert_eq!(sent_to(&ts, peer), [&ping(true)]);
     }
     assert_eq!(link(&node, 2), LinkState::Restarted);
 }
@@ -108,17 +116,8 @@ fn first_tick_pings_every_peer_with_node_list_request() {
 #[test]
 fn ping_from_known_node_is_answered_with_the_other_known_nodes() {
     let mut node = node_with(1, &[2, 3, 4], DbMode::Discovery);
-    node.handle_message(
-        at(10),
-        CONN,
-        internal(
-            2,
-            InternalBody::Ping(Ping {
-                req_node_list: true,
-            }),
-        ),
-    )
-    .unwrap();
+    node.handle_message(at(10), CONN, internal(2, ping(true)))
+        .unwrap();
     let ts = drain(&mut node);
     let InternalBody::Pong(p) = sent_to(&ts, 2)[0] else {
         panic!()
@@ -126,17 +125,8 @@ fn ping_from_known_node_is_answered_with_the_other_known_nodes() {
     let mut ids = p.nodes.clone();
     ids.sort();
     assert_eq!(ids, [n(3), n(4)], "all known except itself and the pinger");
-    node.handle_message(
-        at(20),
-        CONN,
-        internal(
-            2,
-            InternalBody::Ping(Ping {
-                req_node_list: false,
-            }),
-        ),
-    )
-    .unwrap();
+    node.handle_message(at(20), CONN, internal(2, ping(false)))
+        .unwrap();
     assert_eq!(
         sent_to(&drain(&mut node), 2),
         [&InternalBody::Pong(Pong::default())]
@@ -165,29 +155,17 @@ fn ping_from_a_down_node_is_answered_then_probed_at_once() {
 /// Node 2 pings us at `now`: we answer PONG, probe it with PING(1) at once, and the link
 /// is RESTARTED.
 fn ping_from_2_is_answered_and_probed_at_once(node: &mut Node, now: u64) {
-    let ping = internal(
-        2,
-        InternalBody::Ping(Ping {
-            req_node_list: true,
-        }),
-    );
-    node.handle_message(at(now), CONN, ping).unwrap();
+    let message = internal(2, ping(true));
+    node.handle_message(at(now), CONN, message).unwrap();
     let to2: Vec<_> = sent_to(&drain(node), 2).into_iter().cloned().collect();
     assert!(matches!(to2[0], InternalBody::Pong(_)));
-    assert_eq!(
-        to2[1],
-        InternalBody::Ping(Ping {
-            req_node_list: true
-        })
-    );
+    assert_eq!(to2[1], ping(true));
     assert_eq!(link(node, 2), LinkState::Restarted);
 }
 
 #[test]
 fn link_up_sends_ls_update_to_others_and_full_topology_to_the_new_neighbour() {
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 3, 1005, &[]);
     let ts = bring_up(&mut node, 2, 1010, &[3]);
     // LS_UPDATE(2 UP) to 3 only.
@@ -223,9 +201,7 @@ fn link_up_sends_ls_update_to_others_and_full_topology_to_the_new_neighbour() {
 
 #[test]
 fn full_topology_describes_nodes_the_destination_did_not_list() {
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     let ts = bring_up(&mut node, 2, 1005, &[]);
     let InternalBody::FullTopUpdate(f) = sent_to(&ts, 2)[0] else {
         panic!()
@@ -245,9 +221,7 @@ fn full_topology_describes_nodes_the_destination_did_not_list() {
 
 #[test]
 fn reachability_events_follow_paths_not_direct_links() {
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 2, 1005, &[]);
     assert_eq!(
         events(&mut node),
@@ -293,9 +267,7 @@ fn reachability_events_follow_paths_not_direct_links() {
 
 #[test]
 fn stale_ls_update_is_dropped_and_not_flooded() {
-    let mut node = node_with(1, &[2, 3, 4], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3, 4], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 4, 1002, &[]);
     let u = LsUpdate {
@@ -326,9 +298,7 @@ fn stale_ls_update_is_dropped_and_not_flooded() {
 
 #[test]
 fn updates_with_long_paths_are_applied_but_not_flooded() {
-    let mut node = node_with(1, &[2, 3, 4], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3, 4], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 4, 1002, &[]);
     let mut path = vec![n(2); MAX_WIRE_PATH_LEN];
@@ -348,9 +318,7 @@ fn updates_with_long_paths_are_applied_but_not_flooded() {
 
 #[test]
 fn ls_update_saying_down_while_my_link_is_up_restarts_probing() {
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 3, 1002, &[]);
     let u = LsUpdate {
@@ -376,9 +344,7 @@ fn ls_update_saying_down_while_my_link_is_up_restarts_probing() {
 
 #[test]
 fn full_top_update_listing_me_while_down_restarts_probing() {
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     node.set_status(at(1002), C1, Some(n(3)), false).unwrap();
     node.set_status(at(1003), C1, Some(n(3)), true).unwrap();
@@ -413,9 +379,7 @@ fn full_top_update_listing_me_while_down_restarts_probing() {
 
 #[test]
 fn full_top_update_replaces_adjacency_but_keeps_links_to_the_originator() {
-    let mut node = node_with(1, &[2, 3, 4], DbMode::Database);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3, 4], DbMode::Database);
     bring_up(&mut node, 2, 1001, &[]);
     let f = FullTopUpdate {
         seq: 0,
@@ -469,9 +433,7 @@ fn full_top_update_replaces_adjacency_but_keeps_links_to_the_originator() {
 
 #[test]
 fn transport_error_on_a_non_ping_send_restarts_probing_and_tears_down() {
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 3, 1002, &[]);
     // A refused UNKNOWN_ID: hop-by-hop, not a PING.
@@ -492,12 +454,7 @@ fn silent_peer_goes_down_after_retries_and_raises_node_down() {
     events(&mut node);
     // Keep-alive at 5 s, then rule 2 at 6 s (link-down: 2 is unreachable now).
     node.handle_timeout(at(5000));
-    assert_eq!(
-        sent_to(&drain(&mut node), 2),
-        [&InternalBody::Ping(Ping {
-            req_node_list: false
-        })]
-    );
+    assert_eq!(sent_to(&drain(&mut node), 2), [&ping(false)]);
     node.handle_timeout(at(6000));
     assert_eq!(link(&node, 2), LinkState::Retrying);
     assert_eq!(
@@ -517,12 +474,7 @@ fn silent_peer_goes_down_after_retries_and_raises_node_down() {
     node.handle_timeout(at(11_000));
     assert!(drain(&mut node).is_empty());
     node.handle_timeout(at(12_000));
-    assert_eq!(
-        sent_to(&drain(&mut node), 2),
-        [&InternalBody::Ping(Ping {
-            req_node_list: true
-        })]
-    );
+    assert_eq!(sent_to(&drain(&mut node), 2), [&ping(true)]);
 }
 
 #[test]
@@ -549,9 +501,7 @@ fn routed_traffic_from_a_down_node_restarts_probing() {
 
 #[test]
 fn unknown_id_is_answered_with_our_description_and_restarts_probing() {
-    let mut node = node_with(1, &[2], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2], DbMode::Discovery);
     node.handle_message(at(1001), CONN, internal(2, InternalBody::UnknownId))
         .unwrap();
     let ts = drain(&mut node);
@@ -568,40 +518,20 @@ fn unknown_id_is_answered_with_our_description_and_restarts_probing() {
 #[test]
 fn ping_from_unknown_node_gets_unknown_id_on_its_connection() {
     let mut node = node_with(1, &[], DbMode::Discovery);
-    node.handle_message(
-        at(5),
-        ConnectionId(77),
-        internal(
-            9,
-            InternalBody::Ping(Ping {
-                req_node_list: true,
-            }),
-        ),
-    )
-    .unwrap();
+    node.handle_message(at(5), ConnectionId(77), internal(9, ping(true)))
+        .unwrap();
     let ts = drain(&mut node);
     assert_eq!(ts.len(), 1);
     assert_eq!(ts[0].to, TransmitTo::Connection(ConnectionId(77)));
     assert_eq!(ts[0].message, internal(1, InternalBody::UnknownId));
     let mut db = node_with(1, &[], DbMode::Database);
-    let r = db.handle_message(
-        at(5),
-        CONN,
-        internal(
-            9,
-            InternalBody::Ping(Ping {
-                req_node_list: true,
-            }),
-        ),
-    );
+    let r = db.handle_message(at(5), CONN, internal(9, ping(true)));
     assert_eq!(r, Err(DropReason::UnknownSource));
 }
 
 #[test]
 fn node_description_from_unknown_node_is_learned_and_flooded() {
-    let mut node = node_with(1, &[2], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     let d = NodeDescription {
         info: NodeInfo {
@@ -698,9 +628,7 @@ fn clusters_past_128_nodes_refuse_new_nodes() {
 
 #[test]
 fn disabling_the_local_node_takes_every_link_down_without_ls_updates() {
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 3, 1002, &[]);
     events(&mut node);
@@ -716,16 +644,7 @@ fn disabling_the_local_node_takes_every_link_down_without_ls_updates() {
     assert_eq!(events(&mut node).len(), 2);
     node.handle_timeout(at(70_000));
     assert!(drain(&mut node).is_empty(), "no pings while disabled");
-    let r = node.handle_message(
-        at(70_001),
-        CONN,
-        internal(
-            2,
-            InternalBody::Ping(Ping {
-                req_node_list: false,
-            }),
-        ),
-    );
+    let r = node.handle_message(at(70_001), CONN, internal(2, ping(false)));
     assert_eq!(r, Err(DropReason::LocalDisabled));
     assert_eq!(
         node.send_to(
@@ -742,9 +661,7 @@ fn disabling_the_local_node_takes_every_link_down_without_ls_updates() {
 
 #[test]
 fn disabling_a_remote_node_tears_its_link_down_and_stops_probing() {
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 3, 1002, &[]);
     node.set_status(at(1100), C1, Some(n(2)), false).unwrap();
@@ -758,16 +675,7 @@ fn disabling_a_remote_node_tears_its_link_down_and_stops_probing() {
         sent_to(&drain(&mut node), 2).is_empty(),
         "disabled nodes are not probed"
     );
-    let r = node.handle_message(
-        at(100_001),
-        CONN,
-        internal(
-            2,
-            InternalBody::Ping(Ping {
-                req_node_list: false,
-            }),
-        ),
-    );
+    let r = node.handle_message(at(100_001), CONN, internal(2, ping(false)));
     assert_eq!(r, Err(DropReason::SourceDisabled));
     let s = node.send_to(
         at(100_002),
@@ -833,9 +741,7 @@ fn send_codes_follow_the_opensips_api() {
 
 #[test]
 fn relays_forward_toward_the_destination_or_drop_with_a_reason() {
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     let m = |dest| {
         Message::Routed(Routed::new(
@@ -912,9 +818,7 @@ fn rerouting_disabled_means_direct_links_only() {
 
 #[test]
 fn remove_node_forgets_the_node_everywhere_and_the_target_disables_itself() {
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 3, 1002, &[]);
     events(&mut node);
@@ -983,9 +887,7 @@ fn generated_tags_have_the_prefix_and_24_random_characters() {
 
 #[test]
 fn reload_rebuilds_the_table_and_restarts_probing() {
-    let mut node = node_with(1, &[2, 3], DbMode::Database);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Database);
     bring_up(&mut node, 2, 1001, &[]);
     events(&mut node);
     let new = ClusterConfig {
@@ -1016,12 +918,7 @@ fn reload_rebuilds_the_table_and_restarts_probing() {
     );
     node.handle_timeout(at(3000));
     let ts = drain(&mut node);
-    assert_eq!(
-        sent_to(&ts, 4),
-        [&InternalBody::Ping(Ping {
-            req_node_list: true
-        })]
-    );
+    assert_eq!(sent_to(&ts, 4), [&ping(true)]);
     let bad = ClusterConfig {
         id: C1,
         local: NodeConfig::new(n(1), url(1)),
@@ -1036,9 +933,7 @@ fn reload_rebuilds_the_table_and_restarts_probing() {
 
 #[test]
 fn overtaken_ls_update_about_another_link_is_still_applied_and_flooded_once() {
-    let mut node = node_with(1, &[2, 3, 4, 5], DbMode::Database);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3, 4, 5], DbMode::Database);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 5, 1002, &[]);
     let lsu = |seq, neighbour, state| {
@@ -1093,12 +988,7 @@ fn late_ticks_do_not_skip_a_keepalive() {
         assert!(drain(&mut node).is_empty());
     }
     node.handle_timeout(at(5000));
-    assert_eq!(
-        sent_to(&drain(&mut node), 2),
-        [&InternalBody::Ping(Ping {
-            req_node_list: false
-        })]
-    );
+    assert_eq!(sent_to(&drain(&mut node), 2), [&ping(false)]);
 }
 
 #[test]
@@ -1114,9 +1004,7 @@ fn link_changes_nobody_is_told_of_still_count_once_the_counter_went_out() {
     // and whose first link back had no other neighbour to tell sent its FULL_TOP_UPDATE
     // with the old counter; third parties holding that counter (with the old links)
     // ignored the entry. The changes nobody is told of now count.
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 3, 1005, &[]);
     let first = bring_up(&mut node, 2, 1010, &[3]);
     let InternalBody::LsUpdate(u) = sent_to(&first, 3)[0] else {
@@ -1142,9 +1030,7 @@ fn restarted_originator_without_ls_updates_is_believed_at_once() {
     // Found by the simulation campaign (restart-missed runs): node 2 restarted and its
     // first FULL_TOP_UPDATE carries its own entry with no LS_UPDATE sent yet (seq −1);
     // its list replaces what we held from its previous life.
-    let mut node = node_with(1, &[2, 3], DbMode::Discovery);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 2, 1005, &[]);
     let ftu = |seq: i32, ts: i32, ls_seq: i32, neighbours: &[u32]| {
         internal(
@@ -1178,9 +1064,7 @@ fn list_learned_from_ls_updates_only_is_completed_by_a_full_list_at_the_same_cou
     // Node 1 (restarted) first hears of node 4 through an LS_UPDATE (link 4–3 up, seq 2):
     // it does not know of link 4–2, which came up before. Node 2's FULL_TOP_UPDATE lists
     // node 4 at the same counter with both links: the list is taken.
-    let mut node = node_with(1, &[2, 3, 4], DbMode::Database);
-    node.handle_timeout(at(1000));
-    drain(&mut node);
+    let mut node = ticked(1, &[2, 3, 4], DbMode::Database);
     bring_up(&mut node, 2, 1001, &[]);
     let ls = internal(
         4,
