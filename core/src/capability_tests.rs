@@ -13,32 +13,16 @@ use alloc::vec::Vec;
 use std::sync::Mutex;
 
 use crate::capability::{Capability, CapabilityEvent, NodeMatch, Rejected, SyncStatus};
-use crate::config::{ClusterConfig, Config, DbMode, NodeConfig, Timers};
+use crate::config::{Config, DbMode, Timers};
 use crate::id::{ClusterId, NodeId};
 use crate::message::*;
 use crate::node::{ConnectionId, Event, Node, Transmit, TransmitTo};
 use crate::send::SendStatus;
 use crate::shtag::{ElectionConfig, ShtagConfig, ShtagReason, ShtagState, reannounce_period_ms};
 use crate::sync::{RequestSync, SyncOptions};
-use crate::time::Now;
+use crate::test_support::{self, C1, at, n};
 
-const C1: ClusterId = match ClusterId::new(1) {
-    Some(c) => c,
-    None => panic!(),
-};
 const CAP: &str = "kv-repl";
-
-fn n(i: u32) -> NodeId {
-    NodeId::new(i).unwrap()
-}
-
-fn at(ms: u64) -> Now {
-    Now::new(ms, 1_800_000_000 + (ms / 1000) as i64)
-}
-
-fn url(i: u32) -> String {
-    format!("bin:10.0.0.{i}:5566")
-}
 
 /// A key/value capability whose data the test can inspect. Chunks and live packets are
 /// `key=value`; a chunk starting with `bad` is rejected.
@@ -104,16 +88,7 @@ struct Net {
 }
 
 fn config(me: u32, peers: &[u32]) -> Config {
-    let mut cfg = Config::new(n(me), DbMode::Database);
-    cfg.clusters.push(ClusterConfig {
-        id: C1,
-        local: NodeConfig::new(n(me), url(me)),
-        nodes: peers
-            .iter()
-            .map(|&p| NodeConfig::new(n(p), url(p)))
-            .collect(),
-    });
-    cfg
+    test_support::config(me, peers, DbMode::Database)
 }
 
 impl Net {
@@ -1333,9 +1308,9 @@ fn check_addr_matches_sip_and_bin_addresses_of_other_nodes() {
         node.check_addr(C1, "2001:db8::3", AddrKind::Bin),
         Some(true)
     );
-    assert_eq!(node.check_addr(C1, "10.0.0.2", AddrKind::Bin), Some(true));
+    assert_eq!(node.check_addr(C1, "127.0.0.2", AddrKind::Bin), Some(true));
     assert_eq!(
-        node.check_addr(C1, "10.0.0.1", AddrKind::Bin),
+        node.check_addr(C1, "127.0.0.1", AddrKind::Bin),
         Some(false),
         "never the local node"
     );

@@ -84,6 +84,8 @@ pub mod send;
 pub mod shtag;
 pub mod stamp;
 pub mod sync;
+#[cfg(test)]
+mod test_support;
 pub mod time;
 pub mod topology;
 

@@ -7,42 +7,16 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::config::{ClusterConfig, Config, DbMode, NodeConfig};
-use crate::id::{ClusterId, NodeId};
+use crate::id::ClusterId;
 use crate::link::LinkState;
 use crate::message::*;
 use crate::node::{ConnectionId, DropReason, Event, Node, Transmit, TransmitTo};
 use crate::send::SendStatus;
-use crate::time::Now;
-
-fn n(i: u32) -> NodeId {
-    NodeId::new(i).unwrap()
-}
-
-const C1: ClusterId = match ClusterId::new(1) {
-    Some(c) => c,
-    None => panic!(),
-};
-
-fn url(i: u32) -> String {
-    alloc::format!("bin:127.0.{}.{}:5566", i / 256, i % 256)
-}
-
-fn at(ms: u64) -> Now {
-    Now::new(ms, 1_800_000_000 + (ms / 1000) as i64)
-}
+use crate::test_support::{C1, at, config, n, url};
 
 /// Node `me` with peers `peers`, discovery mode unless stated.
 fn node_with(me: u32, peers: &[u32], db_mode: DbMode) -> Node {
-    let mut cfg = Config::new(n(me), db_mode);
-    cfg.clusters.push(ClusterConfig {
-        id: C1,
-        local: NodeConfig::new(n(me), url(me)),
-        nodes: peers
-            .iter()
-            .map(|&p| NodeConfig::new(n(p), url(p)))
-            .collect(),
-    });
-    Node::new(cfg, at(0), 7).unwrap()
+    Node::new(config(me, peers, db_mode), at(0), 7).unwrap()
 }
 
 /// [`node_with`] after its first tick (at 1 s), its first PINGs drained.
