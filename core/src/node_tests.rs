@@ -54,6 +54,21 @@ fn ping(req_node_list: bool) -> InternalBody {
     InternalBody::Ping(Ping { req_node_list })
 }
 
+/// An LS_UPDATE originated by node 2 (timestamp 5, path [2]) about its link to
+/// `neighbour`.
+fn ls_from_2(seq: i32, neighbour: u32, state: LinkUpdate) -> Message {
+    internal(
+        2,
+        InternalBody::LsUpdate(LsUpdate {
+            seq,
+            timestamp: 5,
+            neighbour: n(neighbour),
+            state,
+            path: vec![n(2)],
+        }),
+    )
+}
+
 fn link(node: &Node, peer: u32) -> LinkState {
     node.cluster(C1)
         .unwrap()
@@ -206,14 +221,7 @@ fn reachability_events_follow_paths_not_direct_links() {
         }]
     );
     // 2 reports a link to 3: 3 becomes reachable through 2.
-    let u = LsUpdate {
-        seq: 0,
-        timestamp: 5,
-        neighbour: n(3),
-        state: LinkUpdate::Up,
-        path: vec![n(2)],
-    };
-    node.handle_message(at(1100), CONN, internal(2, InternalBody::LsUpdate(u)))
+    node.handle_message(at(1100), CONN, ls_from_2(0, 3, LinkUpdate::Up))
         .unwrap();
     assert_eq!(
         events(&mut node),
@@ -295,14 +303,7 @@ fn ls_update_saying_down_while_my_link_is_up_restarts_probing() {
     let mut node = ticked(1, &[2, 3], DbMode::Discovery);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 3, 1002, &[]);
-    let u = LsUpdate {
-        seq: 0,
-        timestamp: 5,
-        neighbour: n(1),
-        state: LinkUpdate::Down,
-        path: vec![n(2)],
-    };
-    node.handle_message(at(1100), CONN, internal(2, InternalBody::LsUpdate(u)))
+    node.handle_message(at(1100), CONN, ls_from_2(0, 1, LinkUpdate::Down))
         .unwrap();
     assert_eq!(link(&node, 2), LinkState::RestartPinging);
     let ts = drain(&mut node);
@@ -761,14 +762,7 @@ fn rerouting_disabled_means_direct_links_only() {
         Some(n(2)),
         "direct UP links are reachable (quirk #1 fixed)"
     );
-    let u = LsUpdate {
-        seq: 0,
-        timestamp: 5,
-        neighbour: n(3),
-        state: LinkUpdate::Up,
-        path: vec![n(2)],
-    };
-    node.handle_message(at(1100), CONN, internal(2, InternalBody::LsUpdate(u)))
+    node.handle_message(at(1100), CONN, ls_from_2(0, 3, LinkUpdate::Up))
         .unwrap();
     assert_eq!(node.next_hop(C1, n(3)), None);
     let body = RoutedBody::ShtagActive(ShtagActive { tag: "x".into() });
@@ -910,22 +904,10 @@ fn overtaken_ls_update_about_another_link_is_still_applied_and_flooded_once() {
     let mut node = ticked(1, &[2, 3, 4, 5], DbMode::Database);
     bring_up(&mut node, 2, 1001, &[]);
     bring_up(&mut node, 5, 1002, &[]);
-    let lsu = |seq, neighbour, state| {
-        internal(
-            2,
-            InternalBody::LsUpdate(LsUpdate {
-                seq,
-                timestamp: 5,
-                neighbour: n(neighbour),
-                state,
-                path: vec![n(2)],
-            }),
-        )
-    };
     // seq 2 (link 2–4 up) overtakes seq 1 (link 2–3 up).
-    node.handle_message(at(1100), CONN, lsu(2, 4, LinkUpdate::Up))
+    node.handle_message(at(1100), CONN, ls_from_2(2, 4, LinkUpdate::Up))
         .unwrap();
-    node.handle_message(at(1101), CONN, lsu(1, 3, LinkUpdate::Up))
+    node.handle_message(at(1101), CONN, ls_from_2(1, 3, LinkUpdate::Up))
         .unwrap();
     let mut adj = node.cluster(C1).unwrap().adjacency(n(2)).to_vec();
     adj.sort();
@@ -937,14 +919,14 @@ fn overtaken_ls_update_about_another_link_is_still_applied_and_flooded_once() {
     let flooded = drain(&mut node);
     assert_eq!(sent_to(&flooded, 5).len(), 2, "each update flooded once");
     assert_eq!(
-        node.handle_message(at(1102), CONN, lsu(1, 3, LinkUpdate::Up)),
+        node.handle_message(at(1102), CONN, ls_from_2(1, 3, LinkUpdate::Up)),
         Err(DropReason::StaleUpdate),
         "a duplicate is dropped"
     );
     // An old update about a link already updated later is flooded but not applied.
-    node.handle_message(at(1103), CONN, lsu(4, 3, LinkUpdate::Down))
+    node.handle_message(at(1103), CONN, ls_from_2(4, 3, LinkUpdate::Down))
         .unwrap();
-    node.handle_message(at(1104), CONN, lsu(3, 3, LinkUpdate::Up))
+    node.handle_message(at(1104), CONN, ls_from_2(3, 3, LinkUpdate::Up))
         .unwrap();
     assert_eq!(node.cluster(C1).unwrap().adjacency(n(2)), [n(4)]);
 }
