@@ -817,6 +817,13 @@ fn tag(cfg: &mut Config, state: ShtagState, election: bool) {
     });
 }
 
+/// The tag's state on every node, in node order.
+fn tag_states(net: &Net) -> Vec<ShtagState> {
+    (1..=net.nodes.len() as u32)
+        .map(|i| tag_state(net, i))
+        .collect()
+}
+
 fn tag_state(net: &Net, i: u32) -> ShtagState {
     net.nodes[i as usize - 1].shtag_state("vip", C1).unwrap()
 }
@@ -1046,9 +1053,8 @@ fn election_seed_restarted_knowing_nobody_never_takes_the_tag_its_peers_hold() {
 fn election_best_node_wins_and_takeover_follows_the_owner_loss() {
     let mut net = Net::mesh(3, |_, c| tag(c, ShtagState::Backup, true));
     net.run_until(6000);
-    let states: Vec<_> = (1..=3).map(|i| tag_state(&net, i)).collect();
     assert_eq!(
-        states,
+        tag_states(&net),
         [ShtagState::Active, ShtagState::Backup, ShtagState::Backup]
     );
     // Owner 1 lost: 2 takes over after detection + hold-down; 3 stays backup.
@@ -1061,9 +1067,8 @@ fn election_best_node_wins_and_takeover_follows_the_owner_loss() {
     // Heal: 1 and 2 meet as actives, the better (1) stays, 2 steps down.
     net.cut.clear();
     net.run_until(90_000);
-    let states: Vec<_> = (1..=3).map(|i| tag_state(&net, i)).collect();
     assert_eq!(
-        states,
+        tag_states(&net),
         [ShtagState::Active, ShtagState::Backup, ShtagState::Backup]
     );
 }
@@ -1230,9 +1235,8 @@ fn election_backups_do_not_keep_believing_a_node_that_lost_a_conflict() {
     // The sides meet: node 1 wins, node 2 steps down.
     net.cut.clear();
     net.run_until(80_000);
-    let states: Vec<_> = (1..=3).map(|i| tag_state(&net, i)).collect();
     assert_eq!(
-        states,
+        tag_states(&net),
         [ShtagState::Active, ShtagState::Backup, ShtagState::Backup]
     );
     // Node 1 dies: node 3, the best left, takes over.
