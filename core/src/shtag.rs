@@ -89,8 +89,12 @@ pub(crate) struct Election {
     /// Nodes that announced themselves active while we could not reach them yet, and when.
     /// The two ends of a new link see it come up a round trip apart, and the first one
     /// announces at once: its SHTAG_ACTIVE can arrive before we see it reachable. Such an
-    /// announcement still blocks a takeover for one hold-down (it moves to `announcers`
-    /// when the node becomes reachable, and is forgotten when the hold-down passes first).
+    /// announcement blocks a takeover for one re-announcement period (plus a
+    /// `ping_timeout`), but is never believed: an active election node repeats its
+    /// SHTAG_ACTIVE within that period, and the repetition, from a reachable node, is what
+    /// makes it the known active. Believing the early announcement itself left a stale
+    /// belief when its sender stepped down before we could reach it (no node active
+    /// anywhere; campaign seed 6262).
     pub early_announcers: Vec<(NodeId, Instant)>,
     /// Scheduled takeover.
     pub activate_at: Option<Instant>,
@@ -352,10 +356,15 @@ impl SharingTags {
                 self.announce(port, index, source);
                 return;
             }
-            if let Some(e) = &mut self.tags[index].election
-                && !e.announcers.contains(&source)
-            {
-                e.announcers.push(source);
+            let reachable = port.reachable().contains(&source);
+            let now = port.now();
+            if let Some(e) = &mut self.tags[index].election {
+                if !reachable {
+                    e.early_announcers.retain(|&(a, _)| a != source);
+                    e.early_announcers.push((source, now));
+                } else if !e.announcers.contains(&source) {
+                    e.announcers.push(source);
+                }
             }
         }
         if self.settings.skip_demotion && self.tags[index].state == ShtagState::Active {
@@ -468,23 +477,11 @@ impl SharingTags {
             let Some(e) = &mut self.tags[index].election else {
                 continue;
             };
-            for &a in &e.announcers {
-                if !reachable.contains(&a) && !e.early_announcers.iter().any(|&(x, _)| x == a) {
-                    e.early_announcers.push((a, now));
-                }
-            }
             e.announcers.retain(|a| reachable.contains(a));
-            let hold_down = e.config.hold_down_ms;
-            e.early_announcers.retain(|&(a, at)| {
-                if reachable.contains(&a) {
-                    if !e.announcers.contains(&a) {
-                        e.announcers.push(a);
-                    }
-                    false
-                } else {
-                    now.since(at) < hold_down
-                }
-            });
+            let early_ttl = reannounce_period_ms(&e.config, &self.settings.timers)
+                + self.settings.timers.ping_timeout();
+            e.early_announcers
+                .retain(|&(_, at)| now.since(at) < early_ttl);
             // The best announcer is the one believed active. A worse one loses any conflict
             // with it, silently (nothing tells the others it stepped down): forget it, or
             // it would be believed active after the best one is gone.
@@ -818,29 +815,42 @@ mod tests {
     }
 
     #[test]
-    fn an_announcement_arriving_before_its_sender_is_reachable_blocks_one_hold_down() {
+    fn an_announcement_arriving_before_its_sender_is_reachable_blocks_one_period() {
+        // Period 8 s (2 × ping_interval) + ping_timeout 1 s: the early announcement blocks
+        // a takeover for 9 s, but is not believed.
         let mut w = World::new(&[(2, 60, true)]);
         w.set_reachable(2, false);
         let mut tags = election(0);
         tags.on_active(&mut w, n(2), "vip");
-        // Still unreachable: the early announcement holds for one hold-down, then expires.
-        run_checks(&mut tags, &mut w, 2_500);
-        assert_eq!(tags.state("vip"), ShtagState::Backup);
-        // It becomes reachable in time: believed active from then on.
         w.set_reachable(2, true);
         tags.on_node_event(&mut w, n(2), true);
-        run_checks(&mut tags, &mut w, 30_000);
+        run_checks(&mut tags, &mut w, 8_500);
+        assert_eq!(tags.state("vip"), ShtagState::Backup, "blocked");
+        assert_eq!(tags.get("vip").and_then(SharingTag::known_active), None);
+        // The active's repetition, now from a reachable node, is believed.
+        tags.on_active(&mut w, n(2), "vip");
+        run_checks(&mut tags, &mut w, 40_000);
         assert_eq!(tags.state("vip"), ShtagState::Backup);
         assert_eq!(
             tags.get("vip").and_then(SharingTag::known_active),
             Some(n(2))
         );
-        // Had it stayed unreachable, the node would have taken over after the expiry.
+    }
+
+    #[test]
+    fn an_early_announcement_that_is_never_repeated_expires_and_the_tag_is_taken() {
+        // Campaign seed 6262: the sender stepped down before we could reach it; believing
+        // its early announcement left nobody active. Without a repetition the block ends
+        // after one period (+ ping_timeout) and the best node takes over a hold-down later.
         let mut w = World::new(&[(2, 60, true)]);
         w.set_reachable(2, false);
         let mut tags = election(0);
         tags.on_active(&mut w, n(2), "vip");
-        run_checks(&mut tags, &mut w, 7_000);
+        w.set_reachable(2, true);
+        tags.on_node_event(&mut w, n(2), true);
+        run_checks(&mut tags, &mut w, 9_000);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        run_checks(&mut tags, &mut w, 12_500);
         assert_eq!(tags.state("vip"), ShtagState::Active);
     }
 
