@@ -23,6 +23,8 @@
 //!   lowest first — it activates after `hold_down_ms`, and in db_mode 0 never before
 //!   [`Timers::discovery_bound_ms`] since its start (a node that restarted knowing nobody
 //!   would otherwise take the tag before the nodes that know it, and hold it, re-probe it);
+//! * an SHTAG_ACTIVE from a node we cannot reach yet (it saw the link come up a round trip
+//!   before us) is not believed, but blocks a takeover for one re-announcement period;
 //! * an active election node announces itself to every node that comes up, and again to
 //!   every reachable node once per [`reannounce_period_ms`] (the hold-down, at least twice
 //!   `ping_interval`; SHTAG_ACTIVE has no retransmission: a lost announcement would
