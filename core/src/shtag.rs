@@ -816,16 +816,23 @@ mod tests {
         assert_eq!(tags.state("vip"), ShtagState::Active, "one hold-down after");
     }
 
-    #[test]
-    fn an_announcement_arriving_before_its_sender_is_reachable_blocks_one_period() {
-        // Period 8 s (2 × ping_interval) + ping_timeout 1 s: the early announcement blocks
-        // a takeover for 9 s, but is not believed.
+    /// Node 2 (eligible, priority 60) announces itself while we cannot reach it yet, then
+    /// becomes reachable.
+    fn announced_before_reachable() -> (SharingTags, World) {
         let mut w = World::new(&[(2, 60, true)]);
         w.set_reachable(2, false);
         let mut tags = election(0);
         tags.on_active(&mut w, n(2), "vip");
         w.set_reachable(2, true);
         tags.on_node_event(&mut w, n(2), true);
+        (tags, w)
+    }
+
+    #[test]
+    fn an_announcement_arriving_before_its_sender_is_reachable_blocks_one_period() {
+        // Period 8 s (2 × ping_interval) + ping_timeout 1 s: the early announcement blocks
+        // a takeover for 9 s, but is not believed.
+        let (mut tags, mut w) = announced_before_reachable();
         run_checks(&mut tags, &mut w, 8_500);
         assert_eq!(tags.state("vip"), ShtagState::Backup, "blocked");
         assert_eq!(tags.get("vip").and_then(SharingTag::known_active), None);
@@ -844,12 +851,7 @@ mod tests {
         // Campaign seed 6262: the sender stepped down before we could reach it; believing
         // its early announcement left nobody active. Without a repetition the block ends
         // after one period (+ ping_timeout) and the best node takes over a hold-down later.
-        let mut w = World::new(&[(2, 60, true)]);
-        w.set_reachable(2, false);
-        let mut tags = election(0);
-        tags.on_active(&mut w, n(2), "vip");
-        w.set_reachable(2, true);
-        tags.on_node_event(&mut w, n(2), true);
+        let (mut tags, mut w) = announced_before_reachable();
         run_checks(&mut tags, &mut w, 9_000);
         assert_eq!(tags.state("vip"), ShtagState::Backup);
         run_checks(&mut tags, &mut w, 12_500);
