@@ -257,19 +257,24 @@ impl Gen<'_, '_> {
     /// Length of a long field: now and then up to a little past the `u16` limit, so the
     /// 65515-byte packet limit and the 65535-byte string limit are both reached.
     fn long_len(&mut self) -> Result<Option<usize>> {
-        if self.one_in(64)? {
-            let len = self.u.int_in_range(MAX_STR_LEN - 64..=MAX_STR_LEN + 64)?;
-            let len = if self.u.arbitrary()? {
-                len
-            } else {
-                self.u.int_in_range(0..=len)?
-            };
-            if len > MAX_STR_LEN {
-                self.within_limits = false;
-            }
+        let len = self.long_blob_len()?;
+        if len.is_some_and(|len| len > MAX_STR_LEN) {
+            self.within_limits = false;
+        }
+        Ok(len)
+    }
+
+    /// Now and then (1 in 64) a length near the `u16` limit, or below it: the draw shared by
+    /// string fields and raw blobs.
+    fn long_blob_len(&mut self) -> Result<Option<usize>> {
+        if !self.one_in(64)? {
+            return Ok(None);
+        }
+        let len = self.u.int_in_range(MAX_STR_LEN - 64..=MAX_STR_LEN + 64)?;
+        if self.u.arbitrary()? {
             Ok(Some(len))
         } else {
-            Ok(None)
+            Ok(Some(self.u.int_in_range(0..=len)?))
         }
     }
 
@@ -297,13 +302,7 @@ impl Gen<'_, '_> {
     /// Raw bytes without a length limit of their own (a module payload, a SYNC chunk): only
     /// the packet limit applies.
     fn blob(&mut self) -> Result<Vec<u8>> {
-        if self.one_in(64)? {
-            let len = self.u.int_in_range(MAX_STR_LEN - 64..=MAX_STR_LEN + 64)?;
-            let len = if self.u.arbitrary()? {
-                len
-            } else {
-                self.u.int_in_range(0..=len)?
-            };
+        if let Some(len) = self.long_blob_len()? {
             return Ok(vec![self.u.arbitrary::<u8>()?; len]);
         }
         self.u.arbitrary()

@@ -6,9 +6,11 @@ use sqlx::{AssertSqlSafe, Executor, Row, ValueRef as _};
 
 use clusterer_core::{ClusterId, NodeAddress, NodeId};
 
-use super::rows::{Col, TableRow, Value, provision};
+use super::rows::{TableRow, Value, provision};
 use super::sql::{Backend, OPERATION_TIMEOUT, Session, Statement};
-use super::{DbError, DbSettings, MAX_STRING_LEN, Provisioning, TABLE_VERSION, VERSION_TABLE};
+use super::{
+    Columns, DbError, DbSettings, MAX_STRING_LEN, Provisioning, TABLE_VERSION, VERSION_TABLE,
+};
 
 /// Reads the table and builds the clusters of node `my_node_id` (see
 /// [`provision`](super::provision) for the rules). Call it at start and on
@@ -52,16 +54,11 @@ pub async fn set_state(
     enabled: bool,
 ) -> Result<(), DbError> {
     with_session(settings, "updating the state column", async |s| {
-        let [_, cluster_col, node_col, _, state_col, ..] = s.cols.clone();
-        let sql = Statement::new(s.backend)
-            .sql(&format!("UPDATE {} SET {state_col} = ", s.table))
-            .param()
-            .where_node(&cluster_col, &node_col)
-            .text();
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(i32::from(enabled))
-            .bind(cluster.to_wire())
-            .bind(node.to_wire())
+        let head = Statement::new(s.backend)
+            .sql(&format!("UPDATE {} SET {} = ", s.table, s.cols.state))
+            .param();
+        let done = s
+            .node_row_query(head, &[i32::from(enabled)], cluster, node)
             .execute(&mut s.conn)
             .await
             .map_err(|e| s.query_error(format!("updating table {:?}", s.table_name), &e))?;
@@ -123,7 +120,11 @@ pub async fn init(settings: &DbSettings) -> Result<InitReport, DbError> {
             ensure_table(s, &table, &s.table_name.clone(), &node_table_sql(s)).await?;
         if !table_created {
             // An existing table must have every configured column.
-            let sql = format!("SELECT {} FROM {} WHERE 1 = 0", s.cols.join(", "), s.table);
+            let sql = format!(
+                "SELECT {} FROM {} WHERE 1 = 0",
+                s.cols.in_order().join(", "),
+                s.table
+            );
             s.conn.execute(AssertSqlSafe(sql)).await.map_err(|e| {
                 s.query_error(
                     format!(
@@ -228,18 +229,18 @@ pub async fn add_node(settings: &DbSettings, node: &NewNode) -> Result<i64, DbEr
         if let Some(row_id) = find_row(s, node.cluster, node.node).await? {
             return Err(duplicate(s, node, row_id));
         }
-        let [
-            _,
-            cluster,
+        let Columns {
+            cluster_id: cluster,
             node_id,
             url,
             state,
-            retries,
+            no_ping_retries: retries,
             priority,
             sip_addr,
             flags,
             description,
-        ] = s.cols.clone();
+            ..
+        } = s.cols.clone();
         let mut sql = Statement::new(s.backend).sql(&format!(
             "INSERT INTO {} ({cluster}, {node_id}, {url}, {state}, {retries}, {priority}, \
              {sip_addr}, {flags}, {description}) VALUES (",
@@ -297,14 +298,9 @@ pub async fn remove_node(
     node: NodeId,
 ) -> Result<(), DbError> {
     with_session(settings, "deleting the node", async |s| {
-        let [_, cluster_col, node_col, ..] = s.cols.clone();
-        let sql = Statement::new(s.backend)
-            .sql(&format!("DELETE FROM {}", s.table))
-            .where_node(&cluster_col, &node_col)
-            .text();
-        let done = sqlx::query(AssertSqlSafe(sql))
-            .bind(cluster.to_wire())
-            .bind(node.to_wire())
+        let head = Statement::new(s.backend).sql(&format!("DELETE FROM {}", s.table));
+        let done = s
+            .node_row_query(head, &[], cluster, node)
             .execute(&mut s.conn)
             .await
             .map_err(|e| s.query_error(format!("deleting from table {:?}", s.table_name), &e))?;
@@ -340,9 +336,9 @@ async fn with_session<T>(
 async fn read_rows(s: &mut Session) -> Result<Vec<TableRow>, DbError> {
     let sql = format!(
         "SELECT {} FROM {} ORDER BY {}",
-        s.cols.join(", "),
+        s.cols.in_order().join(", "),
         s.table,
-        s.cols[Col::Id as usize]
+        s.cols.id
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .fetch_all(&mut s.conn)
@@ -454,18 +450,18 @@ fn version_table_sql(backend: Backend) -> String {
 
 /// The OpenSIPS `clusterer` table (version 4) with the configured names.
 fn node_table_sql(s: &Session) -> String {
-    let [
+    let Columns {
         id,
-        cluster,
-        node,
+        cluster_id: cluster,
+        node_id: node,
         url,
         state,
-        retries,
+        no_ping_retries: retries,
         priority,
         sip_addr,
         flags,
         description,
-    ] = &s.cols;
+    } = &s.cols;
     let (id_type, text, tail) = match s.backend {
         Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL", "CHAR(64)", ""),
         Backend::Postgres => ("SERIAL PRIMARY KEY NOT NULL", "VARCHAR(64)", ""),
@@ -493,14 +489,9 @@ async fn find_row(
     cluster: ClusterId,
     node: NodeId,
 ) -> Result<Option<Option<i64>>, DbError> {
-    let [id_col, cluster_col, node_col, ..] = s.cols.clone();
-    let sql = Statement::new(s.backend)
-        .sql(&format!("SELECT {id_col} FROM {}", s.table))
-        .where_node(&cluster_col, &node_col)
-        .text();
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(cluster.to_wire())
-        .bind(node.to_wire())
+    let head = Statement::new(s.backend).sql(&format!("SELECT {} FROM {}", s.cols.id, s.table));
+    let row = s
+        .node_row_query(head, &[], cluster, node)
         .fetch_optional(&mut s.conn)
         .await
         .map_err(|e| s.query_error(format!("reading table {:?}", s.table_name), &e))?;

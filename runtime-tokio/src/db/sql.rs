@@ -8,7 +8,8 @@ use std::time::Duration;
 use sqlx::AnyConnection;
 use sqlx::{AssertSqlSafe, Connection, Executor};
 
-use super::{ColumnNames, DbError, DbSettings};
+use super::{ColumnNames, Columns, DbError, DbSettings};
+use clusterer_core::{ClusterId, NodeId};
 
 /// Longest time to wait for a connection (TCP connect, TLS-less handshake, authentication,
 /// opening the SQLite file).
@@ -209,11 +210,34 @@ pub(crate) struct Session {
     pub(crate) table_name: String,
     /// The table name quoted for SQL.
     pub(crate) table: String,
-    /// The column names quoted for SQL, in table order.
-    pub(crate) cols: [String; 10],
+    /// The column names quoted for SQL.
+    pub(crate) cols: ColumnNames,
 }
 
+/// A statement on the `Any` driver, ready to bind and run.
+pub(crate) type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
 impl Session {
+    /// `head` restricted to the one row of `node` in `cluster` (see
+    /// [`Statement::where_node`]), with `leading` bound to `head`'s own parameters first and
+    /// the row's key after them.
+    pub(crate) fn node_row_query(
+        &self,
+        head: Statement,
+        leading: &[i32],
+        cluster: ClusterId,
+        node: NodeId,
+    ) -> AnyQuery {
+        let sql = head
+            .where_node(&self.cols.cluster_id, &self.cols.node_id)
+            .text();
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in leading {
+            query = query.bind(*value);
+        }
+        query.bind(cluster.to_wire()).bind(node.to_wire())
+    }
+
     /// Validates the settings and connects, within [`CONNECT_TIMEOUT`].
     pub(crate) async fn open(settings: &DbSettings) -> Result<Session, DbError> {
         let url = redact_url(&settings.url);
@@ -238,14 +262,13 @@ impl Session {
                 });
             }
         };
-        let names = settings.columns.in_order();
         Ok(Session {
             conn,
             backend,
             url,
             table_name: settings.table.clone(),
             table: backend.quote(&settings.table),
-            cols: names.map(|n| backend.quote(n)),
+            cols: Columns::from_array(settings.columns.in_order().map(|n| backend.quote(n))),
         })
     }
 

@@ -114,11 +114,12 @@ impl Handle {
         let _ = self.cmd.send(Command::Shutdown).await;
     }
 
-    /// `get_nodes`: every reachable node of the cluster (empty for an unknown cluster).
+    /// Every node of the cluster this node knows, reachable or not (empty for an unknown
+    /// cluster), in the node table's order.
     ///
     /// # Errors
     /// [`Stopped`].
-    pub async fn get_nodes(&self, cluster: ClusterId) -> Result<Vec<NodeSummary>, Stopped> {
+    pub async fn known_nodes(&self, cluster: ClusterId) -> Result<Vec<NodeSummary>, Stopped> {
         self.call(move |s| {
             let ids: Vec<NodeId> = s
                 .endpoint
@@ -126,29 +127,39 @@ impl Handle {
                 .cluster(cluster)
                 .map(|c| c.nodes().iter().map(|n| n.id()).collect())
                 .unwrap_or_default();
-            let hops: Vec<(NodeId, Option<NodeId>)> = ids
+            // The route cache may be refreshed here, so every hop comes before the reads.
+            let hops: Vec<Option<NodeId>> = ids
                 .iter()
-                .map(|&id| (id, s.endpoint.next_hop(cluster, id)))
+                .map(|&id| s.endpoint.next_hop(cluster, id))
                 .collect();
             let Some(c) = s.endpoint.node().cluster(cluster) else {
                 return Vec::new();
             };
-            hops.into_iter()
-                .filter_map(|(id, hop)| {
-                    let n = c.node(id)?;
-                    hop.map(|_| NodeSummary {
-                        id,
-                        url: n.url().into(),
-                        sip_addr: n.sip_addr().into(),
-                        priority: n.priority(),
-                        link_state: n.link_state(),
-                        next_hop: hop,
-                        enabled: n.enabled(),
-                    })
+            c.nodes()
+                .iter()
+                .zip(hops)
+                .map(|(n, next_hop)| NodeSummary {
+                    id: n.id(),
+                    url: n.url().into(),
+                    sip_addr: n.sip_addr().into(),
+                    priority: n.priority(),
+                    link_state: n.link_state(),
+                    next_hop,
+                    enabled: n.enabled(),
                 })
                 .collect()
         })
         .await
+    }
+
+    /// `get_nodes`: every reachable node of the cluster (empty for an unknown cluster).
+    ///
+    /// # Errors
+    /// [`Stopped`].
+    pub async fn get_nodes(&self, cluster: ClusterId) -> Result<Vec<NodeSummary>, Stopped> {
+        let mut nodes = self.known_nodes(cluster).await?;
+        nodes.retain(|n| n.next_hop.is_some());
+        Ok(nodes)
     }
 
     /// `get_next_hop`.

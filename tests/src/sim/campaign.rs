@@ -1122,10 +1122,13 @@ impl Run {
         Some((a, b))
     }
 
-    fn pick_from(&mut self, among: &[NodeId]) -> Option<NodeId> {
-        let id = self.rng.pick(among).copied();
-        self.picked.extend(id);
-        id
+    /// A running node and an enabled node in its node table.
+    fn pick_running_and_known_peer(&mut self) -> Option<(NodeId, NodeId)> {
+        let a = self.pick_node(&[NodeStatus::Running])?;
+        let peers = self.known_enabled(a);
+        let b = self.rng.pick(&peers).copied()?;
+        self.picked.push(b);
+        Some((a, b))
     }
 
     fn count(&mut self, kind: FaultKind) {
@@ -1276,11 +1279,7 @@ impl Run {
                     .is_ok_and(|r| r.is_ok())
             }
             FaultKind::DisableLink => {
-                let Some(a) = self.pick_node(&[Running]) else {
-                    return false;
-                };
-                let peers = self.known_enabled(a);
-                let Some(b) = self.pick_from(&peers) else {
+                let Some((a, b)) = self.pick_running_and_known_peer() else {
                     return false;
                 };
                 let done = self
@@ -1304,11 +1303,7 @@ impl Run {
                     .is_ok_and(|r| r.is_ok())
             }
             FaultKind::RemoveNode => {
-                let Some(a) = self.pick_node(&[Running]) else {
-                    return false;
-                };
-                let peers = self.known_enabled(a);
-                let Some(b) = self.pick_from(&peers) else {
+                let Some((a, b)) = self.pick_running_and_known_peer() else {
                     return false;
                 };
                 let done = self

@@ -366,12 +366,25 @@ impl Sim {
     /// # Errors
     /// [`SimError::UnknownNode`]; [`SimError::WrongStatus`] unless it is running.
     pub fn pause(&mut self, id: NodeId) -> Result<(), SimError> {
-        let i = self.slot(id)?;
-        self.expect_status(i, &[NodeStatus::Running])?;
-        self.note(format_args!("fault: pause n{id}"));
-        self.epoch += 1;
-        self.nodes[i].status = NodeStatus::Paused;
+        self.switch_pause(id, NodeStatus::Running, NodeStatus::Paused, "pause")?;
         Ok(())
+    }
+
+    /// Moves a node from `from` to `to` (pause or resume), noting the fault: the node's
+    /// slot.
+    fn switch_pause(
+        &mut self,
+        id: NodeId,
+        from: NodeStatus,
+        to: NodeStatus,
+        what: &str,
+    ) -> Result<usize, SimError> {
+        let i = self.slot(id)?;
+        self.expect_status(i, &[from])?;
+        self.note(format_args!("fault: {what} n{id}"));
+        self.epoch += 1;
+        self.nodes[i].status = to;
+        Ok(i)
     }
 
     /// Resumes a paused node: what waited is handled now, in arrival order, and a timer
@@ -380,11 +393,7 @@ impl Sim {
     /// # Errors
     /// [`SimError::UnknownNode`]; [`SimError::WrongStatus`] unless it is paused.
     pub fn resume(&mut self, id: NodeId) -> Result<(), SimError> {
-        let i = self.slot(id)?;
-        self.expect_status(i, &[NodeStatus::Paused])?;
-        self.note(format_args!("fault: resume n{id}"));
-        self.epoch += 1;
-        self.nodes[i].status = NodeStatus::Running;
+        let i = self.switch_pause(id, NodeStatus::Paused, NodeStatus::Running, "resume")?;
         let deferred = std::mem::take(&mut self.nodes[i].deferred);
         for a in deferred {
             self.queue.push(self.now, a);

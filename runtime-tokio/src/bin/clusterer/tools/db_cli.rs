@@ -167,15 +167,9 @@ pub(crate) struct InitArgs {
 /// `clusterer db add-node`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct AddNodeArgs {
-    /// The table.
+    /// The table and the row's key.
     #[command(flatten)]
-    pub(crate) table: TableArgs,
-    /// Cluster id (1..=2147483647).
-    #[arg(long, value_name = "ID", value_parser = parse_id::<ClusterId>)]
-    pub(crate) cluster_id: ClusterId,
-    /// Node id (1..=2147483647).
-    #[arg(long, value_name = "ID", value_parser = parse_id::<NodeId>)]
-    pub(crate) node_id: NodeId,
+    pub(crate) row: NodeArgs,
     /// BIN URL: bin:IP[:PORT] or bins:IP[:PORT] (ports default to 5555 / 5556).
     #[arg(long)]
     pub(crate) url: String,
@@ -219,16 +213,16 @@ pub(crate) struct ListArgs {
     pub(crate) format: ListFormat,
 }
 
-/// `clusterer db remove-node`.
+/// One row of the table, by its key (`clusterer db remove-node`, `set-state`, `add-node`).
 #[derive(Args, Debug, Clone)]
 pub(crate) struct NodeArgs {
     /// The table.
     #[command(flatten)]
     pub(crate) table: TableArgs,
-    /// Cluster id.
+    /// Cluster id (1..=2147483647).
     #[arg(long, value_name = "ID", value_parser = parse_id::<ClusterId>)]
     pub(crate) cluster_id: ClusterId,
-    /// Node id.
+    /// Node id (1..=2147483647).
     #[arg(long, value_name = "ID", value_parser = parse_id::<NodeId>)]
     pub(crate) node_id: NodeId,
 }
@@ -319,8 +313,8 @@ async fn execute(command: &DbCommand) -> Result<(String, bool), DbError> {
         }
         DbCommand::AddNode(a) => {
             let node = NewNode {
-                cluster: a.cluster_id,
-                node: a.node_id,
+                cluster: a.row.cluster_id,
+                node: a.row.node_id,
                 url: a.url.clone(),
                 enabled: a.state != 0,
                 no_ping_retries: a.no_ping_retries,
@@ -329,11 +323,11 @@ async fn execute(command: &DbCommand) -> Result<(String, bool), DbError> {
                 flags: a.flags.clone(),
                 description: a.description.clone(),
             };
-            let id = add_node(&a.table.settings(), &node).await?;
+            let id = add_node(&a.row.table.settings(), &node).await?;
             let _ = writeln!(
                 out,
                 "added node {} to cluster {} (row id={id})",
-                a.node_id, a.cluster_id
+                node.node, node.cluster
             );
         }
         DbCommand::List(a) => {
@@ -518,8 +512,8 @@ mod tests {
         let DbCommand::AddNode(a) = cli.command else {
             panic!("not add-node");
         };
-        assert_eq!(a.table.db_url, "sqlite://clusterer.sqlite");
-        assert_eq!(a.table.settings(), DbSettings::default());
+        assert_eq!(a.row.table.db_url, "sqlite://clusterer.sqlite");
+        assert_eq!(a.row.table.settings(), DbSettings::default());
         assert_eq!((a.priority, a.no_ping_retries, a.state), (50, 3, 1));
     }
 

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use clusterer_core::{ClusterId, Event, LinkState, NodeId};
+use clusterer_core::{ClusterId, Event, NodeId};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -24,6 +24,7 @@ use clusterer_tokio::config::DaemonConfig;
 use clusterer_tokio::daemon::Daemon;
 use clusterer_tokio::db;
 use clusterer_tokio::events::NamedEvent;
+use clusterer_tokio::runtime::Stopped;
 
 use super::mi_client;
 
@@ -346,39 +347,19 @@ async fn render(slots: &[Slot], recent: &VecDeque<String>, message: &str, elapse
             out.push_str(&format!("{n:<5} stopped\n"));
             continue;
         };
-        let view = d
-            .handle()
-            .call(move |s| {
-                let ids: Vec<NodeId> = s
-                    .endpoint
-                    .node()
-                    .cluster(cluster)
-                    .map(|c| c.nodes().iter().map(|n| n.id()).collect())
-                    .unwrap_or_default();
-                let mut links = Vec::new();
-                for id in ids {
-                    let hop = s.endpoint.next_hop(cluster, id);
-                    let state = s
-                        .endpoint
-                        .node()
-                        .cluster(cluster)
-                        .and_then(|c| c.node(id))
-                        .map(|n| n.link_state())
-                        .unwrap_or(LinkState::Down);
-                    links.push(format!(
-                        "{id}: {:<5}/ {:<4}",
-                        state.mi_name(),
-                        hop.map_or("none".to_string(), |h| h.to_string())
-                    ));
-                }
-                let tag = s
-                    .endpoint
-                    .node()
-                    .shtag_state("vip", cluster)
-                    .map_or("?", |t| t.name());
-                (links.join("  "), tag)
-            })
-            .await;
+        let view = async {
+            let nodes = d.handle().known_nodes(cluster).await?;
+            let tag = d.handle().shtag_get("vip".into(), cluster).await?;
+            let links: Vec<String> = nodes
+                .iter()
+                .map(|n| {
+                    let hop = n.next_hop.map_or("none".to_string(), |h| h.to_string());
+                    format!("{}: {:<5}/ {hop:<4}", n.id, n.link_state.mi_name())
+                })
+                .collect();
+            Ok::<_, Stopped>((links.join("  "), tag.map_or("?", |t| t.name())))
+        }
+        .await;
         let cache = d.cache().map_or(0, |c| c.snapshot("default").len());
         match view {
             Ok((links, tag)) => out.push_str(&format!(
