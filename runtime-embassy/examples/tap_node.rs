@@ -1,0 +1,328 @@
+//! A clusterer node on embassy-net over a Linux TAP device: the embassy runtime on a real
+//! TCP/IP stack (smoltcp), joining a cluster of `clusterer run` daemons or OpenSIPS.
+//!
+//! ```sh
+//! ip tuntap add dev tap0 mode tap && ip addr add 10.42.0.1/24 dev tap0 && ip link set tap0 up
+//! cargo run -p clusterer-embassy --example tap_node -- \
+//!     --config node3.toml --tap tap0 --ip 10.42.0.3/24
+//! ```
+//!
+//! The configuration is the TOML of `clusterer run`, limited to what a node without a
+//! database, MI or hooks uses (see `SUPPORTED`); any other key is refused by name. One
+//! line per event goes to stdout:
+//!
+//! ```text
+//! node_up cluster=1 node=2
+//! tag_changed cluster=1 tag="vip" state=active reason="election"
+//! received cluster=1 source=2 kind=request tag="..." msg="..."
+//! ```
+//!
+//! Every GENERIC_MSG request is answered with a reply carrying the same tag and the
+//! payload `reply:<request payload>`, so a peer can check the round trip.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clusterer_core::message::{GenericKind, RoutedBody};
+use clusterer_core::{DbMode, Event, ShtagState};
+use clusterer_embassy::{Config, Handle, Resources, Runner};
+use clusterer_tokio::config::DaemonConfig;
+use embassy_executor::{Executor, Spawner};
+use embassy_net::{Ipv4Cidr, StackResources, StaticConfigV4};
+use embassy_net_tuntap::TunTapDevice;
+use static_cell::StaticCell;
+
+/// Sockets in the clusterer pool (the type of the tasks below fixes it).
+const SOCKETS: usize = 8;
+
+/// The keys of the `clusterer run` file this node takes (dotted for sections).
+const SUPPORTED: &[&str] = &[
+    "my_node_id",
+    "db_mode",
+    "ping_interval",
+    "ping_timeout",
+    "node_timeout",
+    "seed_fallback_interval",
+    "sync_timeout",
+    "sync_packet_size",
+    "enable_rerouting",
+    "sharing_tag",
+    "my_node_info",
+    "neighbor_node_info",
+    "opensips_priority_quirk",
+    "discovery.allow",
+    "sync.best_donor",
+    "sync.first_packet_timeout",
+    "sync.retry",
+    "sync.ignore_unsolicited",
+    "sync.skip_rejected_chunks",
+    "sync.buffer_from_request",
+    "sync.max_buffered_packets",
+];
+
+/// Runs a clusterer node on embassy-net over a TAP device.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The node's configuration: the TOML of `clusterer run` (db_mode = 0).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The TAP device (it must exist; create it with `ip tuntap add dev NAME mode tap`).
+    #[arg(long, value_name = "NAME")]
+    tap: String,
+    /// The node's IPv4 address and prefix on the TAP network, e.g. 10.42.0.3/24. It must
+    /// be the IP of the local node's URL.
+    #[arg(long, value_name = "CIDR")]
+    ip: String,
+    /// Default gateway.
+    #[arg(long, value_name = "IP")]
+    gateway: Option<Ipv4Addr>,
+    /// PRNG seed (default: from the clock and the process id).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+/// Parses `a.b.c.d/len`.
+fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("--ip {s:?}: expected ADDRESS/PREFIX, e.g. 10.42.0.3/24"))?;
+    let ip: Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("--ip {s:?}: {ip:?} is not an IPv4 address"))?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= 32)
+        .ok_or_else(|| format!("--ip {s:?}: prefix {len:?} is not 0..=32"))?;
+    Ok(Ipv4Cidr::new(ip, len))
+}
+
+/// Every key of the file as a dotted path (`ping_interval`, `sync.retry`).
+fn keys_of(table: &toml::Table) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (k, v) in table {
+        match v {
+            toml::Value::Table(t) => keys.extend(t.keys().map(|sub| format!("{k}.{sub}"))),
+            _ => keys.push(k.clone()),
+        }
+    }
+    keys
+}
+
+/// Reads and checks the configuration: keys this node takes, `db_mode = 0`, and a local
+/// URL on `ip`.
+fn load(args: &Args, ip: Ipv4Addr) -> Result<Config, String> {
+    let path = args.config.display();
+    let text =
+        std::fs::read_to_string(&args.config).map_err(|e| format!("cannot read {path}: {e}"))?;
+    // The daemon's parser first: it names bad values with their line.
+    let daemon = DaemonConfig::from_toml_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    let table: toml::Table = text.parse().map_err(|e| format!("{path}: {e}"))?;
+    if let Some(key) = keys_of(&table)
+        .into_iter()
+        .find(|k| !SUPPORTED.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "{path}: `{key}` is not supported by the embassy node (it has no database, MI, \
+             hooks, metrics, cache or TLS); supported keys: {}",
+            SUPPORTED.join(", ")
+        ));
+    }
+    if daemon.core.db_mode != DbMode::Discovery {
+        return Err(format!(
+            "{path}: db_mode: the embassy node takes its nodes from the file: set db_mode = 0"
+        ));
+    }
+    for cluster in &daemon.core.clusters {
+        let url = &cluster.local.url;
+        let addr = clusterer_core::NodeAddress::parse(url)
+            .map_err(|e| format!("{path}: cluster {}: url {url:?}: {e:?}", cluster.id))?;
+        if addr.ip() != std::net::IpAddr::V4(ip) {
+            return Err(format!(
+                "{path}: cluster {}: the local url {url:?} is not on --ip {ip}",
+                cluster.id
+            ));
+        }
+    }
+    for w in &daemon.warnings {
+        eprintln!("warning: {w}");
+    }
+    let unix_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Ok(Config {
+        node: daemon.core,
+        endpoint: daemon.endpoint,
+        unix_time,
+    })
+}
+
+/// A printable, single-line rendering of peer-supplied bytes.
+fn quoted(bytes: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(bytes))
+}
+
+fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout must not stop the node.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn tag_state_name(state: ShtagState) -> &'static str {
+    state.name()
+}
+
+#[embassy_executor::task]
+async fn net_task(mut runner: embassy_net::Runner<'static, TunTapDevice>) -> ! {
+    runner.run().await
+}
+
+#[embassy_executor::task]
+async fn cluster_task(runner: Runner<SOCKETS>) -> ! {
+    runner.run().await
+}
+
+/// Prints every event and answers every GENERIC_MSG request.
+#[embassy_executor::task]
+async fn app_task(handle: Handle<SOCKETS>) {
+    let mut events = match handle.subscribe() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    print_line(&format!("started node={}", handle.my_id()));
+    loop {
+        let event = match events.next_message().await {
+            embassy_sync::pubsub::WaitResult::Message(e) => e,
+            embassy_sync::pubsub::WaitResult::Lagged(n) => {
+                print_line(&format!("lagged events={n}"));
+                continue;
+            }
+        };
+        match event {
+            Event::NodeStateChanged { cluster, node, up } => print_line(&format!(
+                "{} cluster={cluster} node={node}",
+                if up { "node_up" } else { "node_down" }
+            )),
+            Event::ShtagChanged {
+                name,
+                cluster,
+                state,
+                reason,
+            } => print_line(&format!(
+                "tag_changed cluster={cluster} tag={name:?} state={} reason={reason:?}",
+                tag_state_name(state)
+            )),
+            Event::Received {
+                cluster,
+                source,
+                body: RoutedBody::GenericMsg(m),
+                ..
+            } => {
+                let kind = match m.kind {
+                    GenericKind::Request => "request",
+                    GenericKind::Reply => "reply",
+                };
+                print_line(&format!(
+                    "received cluster={cluster} source={source} kind={kind} tag={} msg={}",
+                    quoted(&m.tag),
+                    quoted(&m.payload)
+                ));
+                if m.kind == GenericKind::Request {
+                    let mut reply = b"reply:".to_vec();
+                    reply.extend_from_slice(&m.payload);
+                    let status =
+                        handle.send_generic(cluster, source, GenericKind::Reply, &m.tag, &reply);
+                    print_line(&format!(
+                        "replied cluster={cluster} to={source} status={status:?}"
+                    ));
+                }
+            }
+            Event::Received {
+                cluster, source, ..
+            } => print_line(&format!(
+                "received cluster={cluster} source={source} kind=other"
+            )),
+        }
+    }
+}
+
+fn spawn_or_exit<S>(
+    spawner: Spawner,
+    token: Result<embassy_executor::SpawnToken<S>, embassy_executor::SpawnError>,
+) {
+    match token {
+        Ok(t) => spawner.spawn(t),
+        Err(e) => {
+            eprintln!("error: cannot spawn a task: {e:?}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    let args = Args::parse();
+    let cidr = match parse_cidr(&args.ip) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match load(&args, cidr.address()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let device = match TunTapDevice::new(&args.tap) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot open TAP device {:?}: {e}", args.tap);
+            return ExitCode::FAILURE;
+        }
+    };
+    let seed = args.seed.unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        nanos ^ (u64::from(std::process::id()) << 32)
+    });
+    let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: cidr,
+        gateway: args.gateway,
+        dns_servers: heapless::Vec::new(),
+    });
+    static STACK: StaticCell<StackResources<{ SOCKETS + 4 }>> = StaticCell::new();
+    let (stack, net_runner) =
+        embassy_net::new(device, net_config, STACK.init(StackResources::new()), seed);
+    static RESOURCES: StaticCell<Resources<SOCKETS>> = StaticCell::new();
+    let resources = RESOURCES.init_with(Resources::new);
+    let (handle, runner) = match clusterer_embassy::new(stack, config, resources, seed) {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    static EXECUTOR: StaticCell<Executor> = StaticCell::new();
+    let executor = EXECUTOR.init(Executor::new());
+    executor.run(move |spawner| {
+        spawn_or_exit(spawner, net_task(net_runner));
+        spawn_or_exit(spawner, cluster_task(runner));
+        spawn_or_exit(spawner, app_task(handle));
+    })
+}
