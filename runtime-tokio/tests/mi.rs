@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clusterer_core::capability::{Capability, Rejected};
-use clusterer_core::message::ModulePacket;
+use clusterer_core::message::{GenericKind, ModulePacket, RoutedBody};
 use clusterer_core::{
-    ClusterConfig, ClusterId, Config, DbMode, NodeConfig, NodeId, NodeMatch, ShtagConfig,
+    ClusterConfig, ClusterId, Config, DbMode, Event, NodeConfig, NodeId, NodeMatch, ShtagConfig,
     ShtagState,
 };
 use clusterer_tokio::mi::commands::core::server_string;
@@ -827,6 +827,64 @@ async fn broadcast_mi_runs_on_every_node_and_answers_locally() {
     let got = c.call("cluster_send_mi", json!([1, 2, "demo_touch"])).await;
     assert_eq!(got["result"], "Local node disabled");
 
+    for t in [a, b, c] {
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_send_req_delivers_a_generic_request_with_its_tag() {
+    let port = 17_206;
+    let (a, b, c) = capture_cluster(port).await;
+    replay_until_list_len(&a, 2).await;
+    let mut on2 = b.handle.subscribe();
+    let wait_request = async |rx: &mut broadcast::Receiver<Event>| loop {
+        match rx.recv().await {
+            Ok(Event::Received {
+                source,
+                body: RoutedBody::GenericMsg(m),
+                ..
+            }) => return (source, m),
+            Ok(_) => {}
+            Err(e) => panic!("event stream ended: {e}"),
+        }
+    };
+
+    // A generated tag: `<cluster>-<node>-` and random characters, answered to the caller.
+    let got = a
+        .call(
+            "cluster_send_req",
+            json!({"cluster_id": 1, "destination": 2, "msg": "ping?"}),
+        )
+        .await;
+    let tag = got["result"]["tag"].as_str().unwrap().to_owned();
+    assert!(tag.starts_with("1-1-"), "{tag}");
+    let (source, m) = tokio::time::timeout(Duration::from_secs(5), wait_request(&mut on2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (source, m.kind, m.tag, m.payload),
+        (
+            n(1),
+            GenericKind::Request,
+            tag.into_bytes(),
+            b"ping?".to_vec()
+        )
+    );
+
+    // A given tag travels as it is.
+    let got = a
+        .call("cluster_send_req", json!([1, 2, "again", "t-9"]))
+        .await;
+    assert_eq!(got["result"], json!({"tag": "t-9"}));
+    let (_, m) = tokio::time::timeout(Duration::from_secs(5), wait_request(&mut on2))
+        .await
+        .unwrap();
+    assert_eq!((m.tag, m.payload), (b"t-9".to_vec(), b"again".to_vec()));
+
+    // Unknown destination: OpenSIPS's send error text.
+    let got = a.call("cluster_send_req", json!([1, 9, "x"])).await;
+    assert_eq!(got["error"], json!({"code": 400, "message": "Send error"}));
     for t in [a, b, c] {
         t.stop().await;
     }

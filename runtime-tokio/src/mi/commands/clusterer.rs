@@ -8,6 +8,7 @@
 //! | `clusterer_list` | – | `{"Clusters":[{"cluster_id","Nodes":[…]}]}` |
 //! | `clusterer_list_topology` | – | `{"Clusters":[{"cluster_id","Nodes":[{"node_id","Neighbours"}]}]}` |
 //! | `cluster_send_mi` | cluster_id, destination, cmd_name, cmd_params (optional) | `"OK"` / `"Local node disabled"` |
+//! | `cluster_send_req` | cluster_id, destination, msg, tag (optional) | `{"tag"}` (clusterer's own; OpenSIPS has it as a script function) |
 //! | `cluster_broadcast_mi` | cluster_id, cmd_name, cmd_params (optional) | the local run's result |
 //! | `clusterer_list_cap` | – | `{"Clusters":[{"cluster_id","Capabilities":[…]}]}` |
 //! | `clusterer_set_cap_status` | cluster_id, capability, status | `"OK"` |
@@ -23,7 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use clusterer_core::message::{MAX_MI_PARAMS, MiCmd, RoutedBody};
+use clusterer_core::message::{GenericKind, GenericMsg, MAX_MI_PARAMS, MiCmd, RoutedBody};
 use clusterer_core::shtag::{ShtagError, ShtagReason};
 use clusterer_core::{
     CapabilityError, ClusterId, DbMode, NodeId, RemoveNodeError, SendStatus, SetStatusError,
@@ -199,6 +200,16 @@ impl ClustererMi {
             .recipe(&["cluster_id", "destination", "cmd_name"])
             .recipe(&["cluster_id", "destination", "cmd_name", "cmd_params"]),
             Self::send_mi,
+        )?;
+        self.add(
+            d,
+            cmd(
+                "cluster_send_req",
+                "sends a GENERIC_MSG request to a node of a cluster (answers its tag)",
+            )
+            .recipe(&["cluster_id", "destination", "msg"])
+            .recipe(&["cluster_id", "destination", "msg", "tag"]),
+            Self::send_req,
         )?;
         self.add(
             d,
@@ -424,7 +435,7 @@ impl ClustererMi {
             tracing::error!(command = %mi.command, params = mi.params.len(), "MI command too large for MI_CMD");
             return Err(MiError::new(400, "Send error"));
         }
-        let name = mi.command.clone();
+        let what = format!("MI command {:?}", mi.command);
         let status = self
             .handle
             .call(move |s| {
@@ -432,24 +443,45 @@ impl ClustererMi {
                     .send_to(s.now, cluster, dest, RoutedBody::MiCmd(mi))
             })
             .await?;
-        match status {
-            SendStatus::Success => {
-                tracing::debug!(command = %name, %cluster, %dest, "MI command sent");
-                ok()
-            }
-            SendStatus::CurrDisabled => {
-                tracing::info!(command = %name, %cluster, "local node disabled, MI command not sent");
-                Ok(Value::from("Local node disabled"))
-            }
-            SendStatus::DestDown => {
-                tracing::error!(command = %name, %cluster, %dest, "destination down, MI command not sent");
-                Err(MiError::new(400, "Destination down"))
-            }
-            SendStatus::SendErr => {
-                tracing::error!(command = %name, %cluster, %dest, "error sending MI command");
-                Err(MiError::new(400, "Send error"))
+        unicast_result(status, &what, cluster, dest, ok()?)
+    }
+
+    /// `cluster_send_req` (clusterer's MI form of the script function): a GENERIC_MSG
+    /// request to one node, with a new tag unless one is given; answers the tag. The reply
+    /// raises `E_CLUSTERER_RPL_RECEIVED` (hooks, event log).
+    async fn send_req(self: Arc<Self>, call: Call) -> MiResult {
+        let p = &call.params;
+        let cluster = cluster_id(p.int("cluster_id")?)?;
+        let dest = node_id(p.int("destination")?, "destination")?;
+        let msg = p.string("msg")?;
+        let tag = p.opt_string("tag")?;
+        for (name, value) in [("msg", Some(&msg)), ("tag", tag.as_ref())] {
+            if value.is_some_and(|v| v.len() > usize::from(u16::MAX)) {
+                return Err(MiError::new(
+                    400,
+                    format!("{name} is longer than {} bytes", u16::MAX),
+                ));
             }
         }
+        let (status, tag) = self
+            .handle
+            .call(move |s| {
+                let tag = tag.unwrap_or_else(|| s.endpoint.generate_tag(cluster));
+                let body = RoutedBody::GenericMsg(GenericMsg {
+                    kind: GenericKind::Request,
+                    tag: tag.clone().into_bytes(),
+                    payload: msg.into_bytes(),
+                });
+                (s.endpoint.send_to(s.now, cluster, dest, body), tag)
+            })
+            .await?;
+        unicast_result(
+            status,
+            "GENERIC_MSG request",
+            cluster,
+            dest,
+            json!({ "tag": tag }),
+        )
     }
 
     async fn broadcast_mi(self: Arc<Self>, call: Call) -> MiResult {
@@ -673,5 +705,33 @@ mod tests {
         );
         assert_eq!(status(2), Err(MiError::new(400, "Bad value for 'status'")));
         assert_eq!(status(1), Ok(true));
+    }
+}
+
+/// The MI answer to a unicast send: `ok_value` when sent, OpenSIPS's texts otherwise.
+fn unicast_result(
+    status: SendStatus,
+    what: &str,
+    cluster: ClusterId,
+    dest: NodeId,
+    ok_value: Value,
+) -> MiResult {
+    match status {
+        SendStatus::Success => {
+            tracing::debug!(%cluster, %dest, "{what} sent");
+            Ok(ok_value)
+        }
+        SendStatus::CurrDisabled => {
+            tracing::info!(%cluster, "local node disabled, {what} not sent");
+            Ok(Value::from("Local node disabled"))
+        }
+        SendStatus::DestDown => {
+            tracing::error!(%cluster, %dest, "destination down, {what} not sent");
+            Err(MiError::new(400, "Destination down"))
+        }
+        SendStatus::SendErr => {
+            tracing::error!(%cluster, %dest, "error sending {what}");
+            Err(MiError::new(400, "Send error"))
+        }
     }
 }
