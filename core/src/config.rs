@@ -476,14 +476,21 @@ impl ShtagState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ElectionConfig {
-    /// Wait before a backup takes over a tag no reachable node holds.
+    /// Wait before a backup takes over a tag no reachable node holds (and, with
+    /// `preempt`, a tag a worse-ranked node holds).
     pub hold_down_ms: u64,
+    /// `,preempt`: a backup that ranks best among the reachable eligible nodes takes the
+    /// tag from a worse-ranked active after the hold-down (the active steps down when it
+    /// receives the announcement), so the tag returns to the preferred node when that one
+    /// comes back. Off by default: the tag then stays where it is until its owner is gone.
+    pub preempt: bool,
 }
 
 impl Default for ElectionConfig {
     fn default() -> Self {
         ElectionConfig {
             hold_down_ms: DEFAULT_HOLD_DOWN_MS,
+            preempt: false,
         }
     }
 }

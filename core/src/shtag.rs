@@ -29,6 +29,10 @@
 //!   every reachable node once per [`reannounce_period_ms`] (the hold-down, at least twice
 //!   `ping_interval`; SHTAG_ACTIVE has no retransmission: a lost announcement would
 //!   otherwise leave two actives until some node comes up again);
+//! * with `,preempt`, a backup that ranks best among itself and the reachable eligible
+//!   nodes takes the tag after the hold-down even from a believed active that ranks worse
+//!   (reason `election (preempting node N)`); that node steps down on the announcement (the
+//!   rule below), so the tag returns to the preferred node when it comes back;
 //! * when an active election node receives SHTAG_ACTIVE from a node that ranks worse, it
 //!   stays active and announces itself back (the other steps down); from a better node it
 //!   steps down. So two actives that meet resolve to the better one, never to none.
@@ -67,6 +71,8 @@ pub enum ShtagReason {
     Broadcast(NodeId),
     /// Election mode: no reachable node held the tag.
     Election,
+    /// Election mode with `preempt`: the node held the tag but ranks worse than us.
+    Preempt(NodeId),
 }
 
 impl fmt::Display for ShtagReason {
@@ -77,6 +83,7 @@ impl fmt::Display for ShtagReason {
             ShtagReason::Api => f.write_str("internal API call"),
             ShtagReason::Broadcast(n) => write!(f, "cluster broadcast from {n}"),
             ShtagReason::Election => f.write_str("election (no active node reachable)"),
+            ShtagReason::Preempt(n) => write!(f, "election (preempting node {n})"),
         }
     }
 }
@@ -491,7 +498,12 @@ impl SharingTags {
                 .sort_by_key(|a| ranks.iter().find(|r| r.2 == *a).copied());
             e.announcers.truncate(1);
             let best = ranks.iter().filter(|r| !r.0).all(|r| mine < *r);
-            if !e.announcers.is_empty() || !e.early_announcers.is_empty() || !best {
+            // With preempt, a believed active that ranks worse does not block us (`best`
+            // already says we outrank every reachable eligible node).
+            let held = e.announcers.first().is_some_and(|a| {
+                !e.config.preempt || !ranks.iter().any(|r| r.2 == *a && mine < *r)
+            });
+            if held || !e.early_announcers.is_empty() || !best {
                 e.activate_at = None;
             } else if e.activate_at.is_none() {
                 let after_hold_down = now.plus(e.config.hold_down_ms);
@@ -506,13 +518,16 @@ impl SharingTags {
         self.reevaluate(port);
         let now = port.now();
         for index in 0..self.tags.len() {
-            let due = self.tags[index]
-                .election
-                .as_ref()
-                .and_then(|e| e.activate_at)
-                .is_some_and(|at| at <= now);
+            let Some(e) = &self.tags[index].election else {
+                continue;
+            };
+            let due = e.activate_at.is_some_and(|at| at <= now);
+            let reason = match e.announcers.first() {
+                Some(&held_by) => ShtagReason::Preempt(held_by),
+                None => ShtagReason::Election,
+            };
             if due && self.tags[index].state == ShtagState::Backup {
-                self.activate(port, index, ShtagReason::Election);
+                self.activate(port, index, reason);
             }
         }
     }
@@ -652,8 +667,13 @@ mod tests {
     }
 
     fn election(not_before: u64) -> SharingTags {
+        election_with(not_before, false)
+    }
+
+    fn election_with(not_before: u64, preempt: bool) -> SharingTags {
         let e = ElectionConfig {
             hold_down_ms: 3_000,
+            preempt,
         };
         SharingTags::new(
             [SharingTag::new("vip", ShtagState::Backup, Some(e))],
@@ -816,6 +836,50 @@ mod tests {
         assert_eq!(tags.state("vip"), ShtagState::Active, "one hold-down after");
     }
 
+    #[test]
+    fn with_preempt_the_best_backup_takes_the_tag_from_a_worse_active_after_the_hold_down() {
+        for preempt in [false, true] {
+            let mut w = World::new(&[(2, 60, true), (3, 70, true)]);
+            let mut tags = election_with(0, preempt);
+            tags.on_active(&mut w, n(2), "vip");
+            w.changes.clear();
+            run_checks(&mut tags, &mut w, 2_500);
+            assert_eq!(tags.state("vip"), ShtagState::Backup, "hold-down 3 s");
+            run_checks(&mut tags, &mut w, 20_000);
+            if !preempt {
+                assert_eq!(
+                    tags.state("vip"),
+                    ShtagState::Backup,
+                    "no preempt: it stays"
+                );
+                continue;
+            }
+            assert_eq!(
+                w.changes,
+                [(vip(), ShtagState::Active, ShtagReason::Preempt(n(2)))]
+            );
+            // The worse active hears it (and steps down, see two_actives_that_meet…).
+            assert!(w.take_sent().contains(&(vip(), n(2))));
+        }
+    }
+
+    #[test]
+    fn preempt_never_takes_the_tag_from_a_better_active_or_past_a_better_backup() {
+        // The active ranks better.
+        let mut w = World::new(&[(2, 10, true)]);
+        let mut tags = election_with(0, true);
+        tags.on_active(&mut w, n(2), "vip");
+        run_checks(&mut tags, &mut w, 20_000);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+        // The active ranks worse, but another reachable eligible node ranks better: that
+        // one preempts, not us.
+        let mut w = World::new(&[(2, 60, true), (3, 10, true)]);
+        let mut tags = election_with(0, true);
+        tags.on_active(&mut w, n(2), "vip");
+        run_checks(&mut tags, &mut w, 20_000);
+        assert_eq!(tags.state("vip"), ShtagState::Backup);
+    }
+
     /// Node 2 (eligible, priority 60) announces itself while we cannot reach it yet, then
     /// becomes reachable.
     fn announced_before_reachable() -> (SharingTags, World) {
@@ -892,6 +956,7 @@ mod tests {
         w.take_sent();
         let period = reannounce_period_ms(
             &ElectionConfig {
+                preempt: false,
                 hold_down_ms: 3_000,
             },
             &Timers::default(),

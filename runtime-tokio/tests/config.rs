@@ -668,7 +668,13 @@ fn sharing_tag_accepts_a_string_or_an_array_and_the_election_suffix() {
     assert_eq!(tags[0].election, Some(ElectionConfig::default()));
     assert_eq!(tags[0].election.unwrap().hold_down_ms, 3000);
     assert_eq!((tags[1].name.as_str(), tags[1].cluster), ("gw", cid(1)));
-    assert_eq!(tags[1].election, Some(ElectionConfig { hold_down_ms: 250 }));
+    assert_eq!(
+        tags[1].election,
+        Some(ElectionConfig {
+            hold_down_ms: 250,
+            preempt: false
+        })
+    );
     assert_eq!(tags[2].state, ShtagState::Active);
 }
 
@@ -698,7 +704,7 @@ fn sharing_tag_errors_show_the_tag_string() {
         (
             "sharing_tag = \"vip/1=backup,electoin\"",
             "sharing_tag",
-            "sharing_tag \"vip/1=backup,electoin\": unknown option \"electoin\" (expected election or hold_down=MS)",
+            "sharing_tag \"vip/1=backup,electoin\": unknown option \"electoin\" (expected election, hold_down=MS or preempt)",
         ),
         (
             "sharing_tag = \"vip/2=backup\"",

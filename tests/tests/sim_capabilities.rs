@@ -585,6 +585,7 @@ fn election_mesh(count: u32, rng: &mut SimRng) -> (Vec<Config>, u64, BTreeMap<No
             ShtagState::Backup,
             Some(ElectionConfig {
                 hold_down_ms: hold_down,
+                preempt: false,
             }),
         );
     }

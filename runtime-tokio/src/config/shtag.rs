@@ -1,5 +1,5 @@
 //! `sharing_tag`: `name/cluster_id=active|backup`, plus our opt-in `,election` and
-//! `,hold_down=MS` suffixes (see `clusterer_core::shtag`).
+//! `,hold_down=MS` and `,preempt` suffixes (see `clusterer_core::shtag`).
 //!
 //! Like OpenSIPS (`shtag_modparam_func`): the string is cut at the first `=` and the name
 //! part at the first `/`; spaces around each part are trimmed. Stricter than OpenSIPS: the
@@ -39,6 +39,7 @@ pub(crate) fn parse(text: &str) -> Result<ShtagConfig, String> {
         return Err(format!("state \"{state}\" is not active or backup"));
     };
     let mut election = false;
+    let mut preempt = false;
     let mut hold_down: Option<u64> = None;
     for option in options {
         let option = option.trim();
@@ -47,6 +48,11 @@ pub(crate) fn parse(text: &str) -> Result<ShtagConfig, String> {
                 return Err("\"election\" is given twice".to_owned());
             }
             election = true;
+        } else if option.eq_ignore_ascii_case("preempt") {
+            if preempt {
+                return Err("\"preempt\" is given twice".to_owned());
+            }
+            preempt = true;
         } else if let Some((key, value)) = option.split_once('=')
             && key.trim().eq_ignore_ascii_case("hold_down")
         {
@@ -64,12 +70,15 @@ pub(crate) fn parse(text: &str) -> Result<ShtagConfig, String> {
             }
         } else {
             return Err(format!(
-                "unknown option \"{option}\" (expected election or hold_down=MS)"
+                "unknown option \"{option}\" (expected election, hold_down=MS or preempt)"
             ));
         }
     }
     if hold_down.is_some() && !election {
         return Err("hold_down applies to election mode only (add \",election\")".to_owned());
+    }
+    if preempt && !election {
+        return Err("preempt applies to election mode only (add \",election\")".to_owned());
     }
     Ok(ShtagConfig {
         name: name.to_owned(),
@@ -77,6 +86,7 @@ pub(crate) fn parse(text: &str) -> Result<ShtagConfig, String> {
         state,
         election: election.then(|| ElectionConfig {
             hold_down_ms: hold_down.unwrap_or(ElectionConfig::default().hold_down_ms),
+            preempt,
         }),
     })
 }
@@ -105,9 +115,23 @@ mod tests {
         let t = parse("vip/1=backup,election").unwrap();
         assert_eq!(t.election, Some(ElectionConfig::default()));
         let t = parse("vip/1=active, election, hold_down=500").unwrap();
-        assert_eq!(t.election, Some(ElectionConfig { hold_down_ms: 500 }));
+        assert_eq!(
+            t.election,
+            Some(ElectionConfig {
+                hold_down_ms: 500,
+                preempt: false
+            })
+        );
         let t = parse("vip/1=backup,hold_down = 0,election").unwrap();
-        assert_eq!(t.election, Some(ElectionConfig { hold_down_ms: 0 }));
+        assert_eq!(
+            t.election,
+            Some(ElectionConfig {
+                hold_down_ms: 0,
+                preempt: false
+            })
+        );
+        let t = parse("vip/1=backup,election,PREEMPT").unwrap();
+        assert!(t.election.is_some_and(|e| e.preempt));
     }
 
     #[test]
@@ -143,11 +167,15 @@ mod tests {
         );
         assert_eq!(
             parse("vip/1=active,fast").unwrap_err(),
-            "unknown option \"fast\" (expected election or hold_down=MS)"
+            "unknown option \"fast\" (expected election, hold_down=MS or preempt)"
         );
         assert_eq!(
             parse("vip/1=active,hold_down=5").unwrap_err(),
             "hold_down applies to election mode only (add \",election\")"
+        );
+        assert_eq!(
+            parse("vip/1=active,preempt").unwrap_err(),
+            "preempt applies to election mode only (add \",election\")"
         );
         assert_eq!(
             parse("vip/1=active,election,hold_down=5s").unwrap_err(),

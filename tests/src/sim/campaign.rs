@@ -704,6 +704,7 @@ impl Plan {
             state: ShtagState::Backup,
             election: Some(ElectionConfig {
                 hold_down_ms: self.hold_down_ms,
+                preempt: false,
             }),
         });
         config.sharing_tags.push(ShtagConfig {
@@ -750,6 +751,7 @@ impl Plan {
     pub fn settle_ms(&self) -> u64 {
         let election = ElectionConfig {
             hold_down_ms: self.hold_down_ms,
+            preempt: false,
         };
         let period = clusterer_core::shtag::reannounce_period_ms(&election, &self.timers());
         ElectionWatch::settle_for(self.nodes, self.hop_ms()) + period + self.tick_ms()
