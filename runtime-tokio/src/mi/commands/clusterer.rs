@@ -662,6 +662,34 @@ fn parse_tag(tag: &str) -> Result<(String, u32), MiError> {
     Ok((name.to_owned(), id))
 }
 
+/// The MI answer to a unicast send: `ok_value` when sent, OpenSIPS's texts otherwise.
+fn unicast_result(
+    status: SendStatus,
+    what: &str,
+    cluster: ClusterId,
+    dest: NodeId,
+    ok_value: Value,
+) -> MiResult {
+    match status {
+        SendStatus::Success => {
+            tracing::debug!(%cluster, %dest, "{what} sent");
+            Ok(ok_value)
+        }
+        SendStatus::CurrDisabled => {
+            tracing::info!(%cluster, "local node disabled, {what} not sent");
+            Ok(Value::from("Local node disabled"))
+        }
+        SendStatus::DestDown => {
+            tracing::error!(%cluster, %dest, "destination down, {what} not sent");
+            Err(MiError::new(400, "Destination down"))
+        }
+        SendStatus::SendErr => {
+            tracing::error!(%cluster, %dest, "error sending {what}");
+            Err(MiError::new(400, "Send error"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -705,33 +733,5 @@ mod tests {
         );
         assert_eq!(status(2), Err(MiError::new(400, "Bad value for 'status'")));
         assert_eq!(status(1), Ok(true));
-    }
-}
-
-/// The MI answer to a unicast send: `ok_value` when sent, OpenSIPS's texts otherwise.
-fn unicast_result(
-    status: SendStatus,
-    what: &str,
-    cluster: ClusterId,
-    dest: NodeId,
-    ok_value: Value,
-) -> MiResult {
-    match status {
-        SendStatus::Success => {
-            tracing::debug!(%cluster, %dest, "{what} sent");
-            Ok(ok_value)
-        }
-        SendStatus::CurrDisabled => {
-            tracing::info!(%cluster, "local node disabled, {what} not sent");
-            Ok(Value::from("Local node disabled"))
-        }
-        SendStatus::DestDown => {
-            tracing::error!(%cluster, %dest, "destination down, {what} not sent");
-            Err(MiError::new(400, "Destination down"))
-        }
-        SendStatus::SendErr => {
-            tracing::error!(%cluster, %dest, "error sending {what}");
-            Err(MiError::new(400, "Send error"))
-        }
     }
 }
