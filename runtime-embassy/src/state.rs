@@ -34,6 +34,8 @@ pub(crate) type Events = PubSubChannel<RawMutex, Event, EVENT_QUEUE, MAX_SUBSCRI
 pub(crate) struct Clock {
     start: embassy_time::Instant,
     unix_at_start: i64,
+    /// Added to the time since start; 0 but in unit tests, which jump time forward.
+    skip: embassy_time::Duration,
 }
 
 impl Clock {
@@ -41,11 +43,13 @@ impl Clock {
         Clock {
             start: embassy_time::Instant::now(),
             unix_at_start,
+            skip: embassy_time::Duration::from_ticks(0),
         }
     }
 
     pub(crate) fn now(&self) -> Now {
-        let elapsed = embassy_time::Instant::now().saturating_duration_since(self.start);
+        let elapsed =
+            embassy_time::Instant::now().saturating_duration_since(self.start) + self.skip;
         Now::new(
             elapsed.as_millis(),
             self.unix_at_start
@@ -55,7 +59,9 @@ impl Clock {
 
     /// The embassy instant of a core deadline.
     pub(crate) fn deadline(&self, at: clusterer_core::Instant) -> embassy_time::Instant {
-        self.start + embassy_time::Duration::from_millis(at.as_millis())
+        (self.start + embassy_time::Duration::from_millis(at.as_millis()))
+            .checked_sub(self.skip)
+            .unwrap_or(self.start)
     }
 }
 
@@ -328,5 +334,127 @@ impl<const SOCKETS: usize> State<SOCKETS> {
         queues.advance(n);
         self.counters.bytes_written += n as u64;
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    use super::*;
+    use clusterer_core::{ClusterConfig, ClusterId, Config, DbMode, NodeConfig, NodeId};
+    use clusterer_proto::EndpointOptions;
+    use clusterer_proto::wire::MAX_EMIT_LEN;
+
+    fn id(n: u32) -> NodeId {
+        NodeId::new(n).unwrap()
+    }
+
+    /// Node 1 with `peers` neighbours on 10.0.0.N, a pool of `S` sockets with small queues.
+    fn state<const S: usize>(peers: u32, queue: usize) -> State<S> {
+        let mut config = Config::new(id(1), DbMode::Discovery);
+        config.clusters.push(ClusterConfig {
+            id: ClusterId::MIN,
+            local: NodeConfig::new(id(1), "bin:10.0.0.1:5566"),
+            nodes: (2..2 + peers)
+                .map(|n| NodeConfig::new(id(n), std::format!("bin:10.0.0.{n}:5566")))
+                .collect(),
+        });
+        let clock = Clock::new(0);
+        let endpoint = Endpoint::new(config, EndpointOptions::default(), clock.now(), 7).unwrap();
+        let slots = core::array::from_fn(|_| Slot {
+            role: Role::Idle,
+            connection: None,
+            outgoing_to: None,
+            queues: SendQueues::new(
+                Box::leak(std::vec![0u8; 256].into_boxed_slice()),
+                Box::leak(std::vec![0u8; queue].into_boxed_slice()),
+            ),
+        });
+        let packet = Box::leak(std::vec![0u8; MAX_EMIT_LEN].into_boxed_slice());
+        let mut ports = heapless::Vec::new();
+        ports.push(5566).unwrap();
+        State::new(endpoint, clock, slots, packet, ports)
+    }
+
+    /// Jumps `ms` forward, runs the timers and writes what they produced.
+    fn tick<const S: usize>(st: &mut State<S>, ms: u64) {
+        st.clock.skip += embassy_time::Duration::from_millis(ms);
+        let wakes: [Signal<RawMutex, ()>; S] = [const { Signal::new() }; S];
+        let events = Events::new();
+        let now = st.clock.now();
+        st.endpoint.handle_timeout(now);
+        st.flush(&wakes, &events);
+    }
+
+    fn roles<const S: usize>(st: &State<S>) -> Vec<Role> {
+        st.slots.iter().map(|s| s.role).collect()
+    }
+
+    #[test]
+    fn listeners_come_first_then_one_outgoing_connection_per_neighbour() {
+        let mut st = state::<5>(2, 1024);
+        tick(&mut st, 1_100);
+        let to = |n: u8| Role::Connect(SocketAddr::from(([10, 0, 0, n], 5566)));
+        let mut got = roles(&st);
+        // The core's order of the first PINGs is its own.
+        got[2..4].sort_by_key(|r| std::format!("{r:?}"));
+        assert_eq!(
+            got,
+            [
+                Role::Listen(5566),
+                Role::Listen(5566),
+                to(2),
+                to(3),
+                Role::Idle
+            ]
+        );
+        assert!(
+            !st.slots[2].queues.is_empty(),
+            "the first PING waits for the connect"
+        );
+    }
+
+    #[test]
+    fn a_full_pool_is_a_counted_send_failure() {
+        let mut st = state::<3>(2, 1024);
+        tick(&mut st, 1_100);
+        // Two listeners and one outgoing connection: no socket for the second neighbour.
+        assert_eq!(st.counters.no_free_socket, 1);
+        assert_eq!(st.endpoint.counters().send_failures, 1);
+    }
+
+    #[test]
+    fn a_full_queue_is_a_counted_send_failure() {
+        // The connect never completes here (no worker runs): the core keeps probing, and
+        // the PINGs pile up in the 256-byte control ring until it is full.
+        let mut st = state::<4>(1, 64);
+        for _ in 0..20 {
+            tick(&mut st, 1_100);
+        }
+        assert!(st.counters.queue_full > 0, "{:?}", st.counters);
+        assert_eq!(
+            st.endpoint.counters().send_failures,
+            st.counters.queue_full + st.counters.no_free_socket
+        );
+    }
+
+    #[test]
+    fn what_a_closing_connection_never_wrote_goes_back_to_the_core() {
+        let mut st = state::<4>(1, 1024);
+        tick(&mut st, 1_100);
+        let queued = st.slots[2].queues.is_empty();
+        assert!(!queued, "a PING is queued while connecting");
+        st.closed(2);
+        assert_eq!(st.slots[2].role, Role::Idle);
+        assert!(st.slots[2].queues.is_empty());
+        assert!(st.counters.lost_on_close >= 1);
+        assert_eq!(st.counters.connect_failures, 1);
+        assert_eq!(
+            st.endpoint.counters().send_failures,
+            st.counters.lost_on_close
+        );
     }
 }
