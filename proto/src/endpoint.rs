@@ -101,6 +101,13 @@ pub struct IpNet {
     prefix: u8,
 }
 
+impl fmt::Display for IpNet {
+    /// `ADDR/PREFIX`, the form [`IpNet::parse`] reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 /// A CIDR string that does not parse; the message names the problem.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IpNetError(&'static str);
@@ -891,6 +898,7 @@ impl PacketSink for Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
     use alloc::vec;
     use clusterer_core::message::{GenericKind, GenericMsg, LinkUpdate, LsUpdate, Ping, Pong};
     use clusterer_core::{LinkState, NodeConfig};
@@ -1016,6 +1024,11 @@ mod tests {
             ))
         );
         assert!(IpNet::parse("nope/8").is_err());
+        for text in ["10.1.0.0/16", "2001:db8::/32", "10.0.0.7/32"] {
+            let net = IpNet::parse(text).unwrap();
+            assert_eq!(net.to_string(), text);
+            assert_eq!(IpNet::parse(&net.to_string()), Ok(net));
+        }
     }
 
     // ----- output path and failed sends --------------------------------------------

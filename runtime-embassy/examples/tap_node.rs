@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The configuration is the TOML of `clusterer run`, limited to what a node without a
-//! database, MI or hooks uses (see `SUPPORTED`); any other key is refused by name. One
+//! database, MI or hooks uses (`clusterer_tokio::config::embedded`); any other key is refused by name. One
 //! line per event goes to stdout:
 //!
 //! ```text
@@ -26,10 +26,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use clusterer_core::message::{GenericKind, RoutedBody};
-use clusterer_core::{DbMode, Event, ShtagState};
+use clusterer_embassy::demo::{self, EventLine};
 use clusterer_embassy::{Config, Handle, Resources, Runner};
-use clusterer_tokio::config::DaemonConfig;
+use clusterer_tokio::config::embedded;
 use embassy_executor::{Executor, Spawner};
 use embassy_net::{Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
@@ -37,31 +36,6 @@ use static_cell::StaticCell;
 
 /// Sockets in the clusterer pool (the type of the tasks below fixes it).
 const SOCKETS: usize = 8;
-
-/// The keys of the `clusterer run` file this node takes (dotted for sections).
-const SUPPORTED: &[&str] = &[
-    "my_node_id",
-    "db_mode",
-    "ping_interval",
-    "ping_timeout",
-    "node_timeout",
-    "seed_fallback_interval",
-    "sync_timeout",
-    "sync_packet_size",
-    "enable_rerouting",
-    "sharing_tag",
-    "my_node_info",
-    "neighbor_node_info",
-    "opensips_priority_quirk",
-    "discovery.allow",
-    "sync.best_donor",
-    "sync.first_packet_timeout",
-    "sync.retry",
-    "sync.ignore_unsolicited",
-    "sync.skip_rejected_chunks",
-    "sync.buffer_from_request",
-    "sync.max_buffered_packets",
-];
 
 /// Runs a clusterer node on embassy-net over a TAP device.
 #[derive(Parser, Debug)]
@@ -85,69 +59,14 @@ struct Args {
     seed: Option<u64>,
 }
 
-/// Parses `a.b.c.d/len`.
-fn parse_cidr(s: &str) -> Result<Ipv4Cidr, String> {
-    let (ip, len) = s
-        .split_once('/')
-        .ok_or_else(|| format!("--ip {s:?}: expected ADDRESS/PREFIX, e.g. 10.42.0.3/24"))?;
-    let ip: Ipv4Addr = ip
-        .parse()
-        .map_err(|_| format!("--ip {s:?}: {ip:?} is not an IPv4 address"))?;
-    let len: u8 = len
-        .parse()
-        .ok()
-        .filter(|l| *l <= 32)
-        .ok_or_else(|| format!("--ip {s:?}: prefix {len:?} is not 0..=32"))?;
-    Ok(Ipv4Cidr::new(ip, len))
-}
-
-/// Every key of the file as a dotted path (`ping_interval`, `sync.retry`).
-fn keys_of(table: &toml::Table) -> Vec<String> {
-    let mut keys = Vec::new();
-    for (k, v) in table {
-        match v {
-            toml::Value::Table(t) => keys.extend(t.keys().map(|sub| format!("{k}.{sub}"))),
-            _ => keys.push(k.clone()),
-        }
-    }
-    keys
-}
-
 /// Reads and checks the configuration: keys this node takes, `db_mode = 0`, and a local
 /// URL on `ip`.
 fn load(args: &Args, ip: Ipv4Addr) -> Result<Config, String> {
     let path = args.config.display();
     let text =
         std::fs::read_to_string(&args.config).map_err(|e| format!("cannot read {path}: {e}"))?;
-    // The daemon's parser first: it names bad values with their line.
-    let daemon = DaemonConfig::from_toml_str(&text).map_err(|e| format!("{path}: {e}"))?;
-    let table: toml::Table = text.parse().map_err(|e| format!("{path}: {e}"))?;
-    if let Some(key) = keys_of(&table)
-        .into_iter()
-        .find(|k| !SUPPORTED.contains(&k.as_str()))
-    {
-        return Err(format!(
-            "{path}: `{key}` is not supported by the embassy node (it has no database, MI, \
-             hooks, metrics, cache or TLS); supported keys: {}",
-            SUPPORTED.join(", ")
-        ));
-    }
-    if daemon.core.db_mode != DbMode::Discovery {
-        return Err(format!(
-            "{path}: db_mode: the embassy node takes its nodes from the file: set db_mode = 0"
-        ));
-    }
-    for cluster in &daemon.core.clusters {
-        let url = &cluster.local.url;
-        let addr = clusterer_core::NodeAddress::parse(url)
-            .map_err(|e| format!("{path}: cluster {}: url {url:?}: {e:?}", cluster.id))?;
-        if addr.ip() != std::net::IpAddr::V4(ip) {
-            return Err(format!(
-                "{path}: cluster {}: the local url {url:?} is not on --ip {ip}",
-                cluster.id
-            ));
-        }
-    }
+    let daemon = embedded::load(&text, &path.to_string())?;
+    embedded::check_local_ip(&daemon, std::net::IpAddr::V4(ip), &path.to_string())?;
     for w in &daemon.warnings {
         eprintln!("warning: {w}");
     }
@@ -162,20 +81,11 @@ fn load(args: &Args, ip: Ipv4Addr) -> Result<Config, String> {
     })
 }
 
-/// A printable, single-line rendering of peer-supplied bytes.
-fn quoted(bytes: &[u8]) -> String {
-    format!("{:?}", String::from_utf8_lossy(bytes))
-}
-
 fn print_line(line: &str) {
     let mut out = std::io::stdout().lock();
     // A closed stdout must not stop the node.
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
-}
-
-fn tag_state_name(state: ShtagState) -> &'static str {
-    state.name()
 }
 
 #[embassy_executor::task]
@@ -207,50 +117,11 @@ async fn app_task(handle: Handle<SOCKETS>) {
                 continue;
             }
         };
-        match event {
-            Event::NodeStateChanged { cluster, node, up } => print_line(&format!(
-                "{} cluster={cluster} node={node}",
-                if up { "node_up" } else { "node_down" }
-            )),
-            Event::ShtagChanged {
-                name,
-                cluster,
-                state,
-                reason,
-            } => print_line(&format!(
-                "tag_changed cluster={cluster} tag={name:?} state={} reason={reason:?}",
-                tag_state_name(state)
-            )),
-            Event::Received {
-                cluster,
-                source,
-                body: RoutedBody::GenericMsg(m),
-                ..
-            } => {
-                let kind = match m.kind {
-                    GenericKind::Request => "request",
-                    GenericKind::Reply => "reply",
-                };
-                print_line(&format!(
-                    "received cluster={cluster} source={source} kind={kind} tag={} msg={}",
-                    quoted(&m.tag),
-                    quoted(&m.payload)
-                ));
-                if m.kind == GenericKind::Request {
-                    let mut reply = b"reply:".to_vec();
-                    reply.extend_from_slice(&m.payload);
-                    let status =
-                        handle.send_generic(cluster, source, GenericKind::Reply, &m.tag, &reply);
-                    print_line(&format!(
-                        "replied cluster={cluster} to={source} status={status:?}"
-                    ));
-                }
-            }
-            Event::Received {
-                cluster, source, ..
-            } => print_line(&format!(
-                "received cluster={cluster} source={source} kind=other"
-            )),
+        print_line(&EventLine(&event).to_string());
+        if let Some((cluster, source, status)) = demo::answer_request(&handle, &event) {
+            print_line(&format!(
+                "replied cluster={cluster} to={source} status={status:?}"
+            ));
         }
     }
 }
@@ -273,10 +144,10 @@ fn main() -> ExitCode {
         .target(env_logger::Target::Stderr)
         .init();
     let args = Args::parse();
-    let cidr = match parse_cidr(&args.ip) {
-        Ok(c) => c,
+    let cidr = match embedded::parse_ipv4_cidr(&args.ip) {
+        Ok((ip, len)) => Ipv4Cidr::new(ip, len),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: --ip {e}");
             return ExitCode::FAILURE;
         }
     };

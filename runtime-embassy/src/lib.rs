@@ -58,6 +58,7 @@
 
 extern crate alloc;
 
+pub mod demo;
 mod handle;
 mod log;
 mod queue;

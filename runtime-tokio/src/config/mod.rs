@@ -46,6 +46,7 @@
 
 mod build;
 pub mod check;
+pub mod embedded;
 mod error;
 mod node_info;
 mod raw;
