@@ -31,11 +31,19 @@ pub const DEFRAMER_CAPACITY: usize = MAX_PACKET_LEN;
 /// assert_eq!(packets, 2);
 /// # Ok::<(), clusterer_proto::wire::DecodeError>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Deframer {
     buf: Vec<u8>,
     start: usize,
     failed: Option<DecodeError>,
+    /// Longest packet accepted (at most [`DEFRAMER_CAPACITY`]).
+    limit: usize,
+}
+
+impl Default for Deframer {
+    fn default() -> Self {
+        Self::with_limit(DEFRAMER_CAPACITY)
+    }
 }
 
 impl Deframer {
@@ -44,12 +52,25 @@ impl Deframer {
         Self::default()
     }
 
+    /// An empty deframer that refuses packets longer than `limit` bytes (a memory bound
+    /// for small devices; at most [`DEFRAMER_CAPACITY`]): such a packet is
+    /// [`DecodeError::OverLimit`], fatal for the connection like a bad length.
+    pub fn with_limit(limit: usize) -> Self {
+        Deframer {
+            buf: Vec::new(),
+            start: 0,
+            failed: None,
+            limit: limit.min(DEFRAMER_CAPACITY),
+        }
+    }
+
     /// Bytes received but not yet returned as a packet.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
     }
 
-    /// Copies as much of `data` as fits (at most [`DEFRAMER_CAPACITY`] bytes buffered) and
+    /// Copies as much of `data` as fits (at most the limit, [`DEFRAMER_CAPACITY`] by
+    /// default, buffered) and
     /// returns how many bytes were taken. Call [`next_packet`](Self::next_packet) until it
     /// returns `Ok(None)` before pushing the rest.
     pub fn push(&mut self, data: &[u8]) -> usize {
@@ -61,7 +82,7 @@ impl Deframer {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        let room = DEFRAMER_CAPACITY - self.buf.len();
+        let room = self.limit.saturating_sub(self.buf.len());
         let take = room.min(data.len());
         self.buf.extend_from_slice(&data[..take]);
         take
@@ -70,7 +91,8 @@ impl Deframer {
     /// Returns the next complete packet, `Ok(None)` when more bytes are needed.
     ///
     /// # Errors
-    /// [`DecodeError::BadMarker`] or [`DecodeError::BadLength`]: the stream is unusable, close
+    /// [`DecodeError::BadMarker`], [`DecodeError::BadLength`] or [`DecodeError::OverLimit`]:
+    /// the stream is unusable, close
     /// the connection. The error repeats on every later call.
     pub fn next_packet(&mut self) -> Result<Option<&[u8]>, DecodeError> {
         if let Some(err) = self.failed {
@@ -88,6 +110,12 @@ impl Deframer {
             return Ok(None);
         };
         let len = match check_frame_start(start) {
+            Ok(len) if len > self.limit => {
+                return Err(self.fail(DecodeError::OverLimit {
+                    declared: len as u32,
+                    limit: self.limit as u32,
+                }));
+            }
             Ok(len) => len,
             Err(err) => return Err(self.fail(err)),
         };
@@ -209,6 +237,21 @@ mod tests {
         .unwrap();
         assert_eq!(count, 2);
         assert!(d.buf.capacity() <= 2 * DEFRAMER_CAPACITY);
+        // A limit refuses a longer (valid) packet, whatever the chunking.
+        let mut d = Deframer::with_limit(40);
+        let ping =
+            b"P4CK\x2e\0\0\0\x01\0\x12\0clusterer-internal\0\0\0\0\x01\0\0\0\x01\0\0\0\x01\0\0\0";
+        assert_eq!(
+            d.feed(&ping[..9], |_| {}),
+            Err(DecodeError::OverLimit {
+                declared: 46,
+                limit: 40
+            })
+        );
+        let mut d = Deframer::with_limit(46);
+        let mut n = 0;
+        d.feed(ping, |_| n += 1).unwrap();
+        assert_eq!(n, 1, "a packet of exactly the limit passes");
         // Without draining, push stops at the capacity.
         let mut d = Deframer::new();
         assert_eq!(d.push(&stream), DEFRAMER_CAPACITY);

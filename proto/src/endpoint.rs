@@ -175,6 +175,10 @@ pub struct EndpointOptions {
     /// With `db_mode = 0`, accept discovery (PING from an unknown id, NODE_DESCRIPTION) only
     /// from these networks. `None` accepts any host, as OpenSIPS does (quirk #24).
     pub discovery_allow: Option<Vec<IpNet>>,
+    /// Longest incoming packet accepted per connection (a memory bound: each connection's
+    /// deframer may buffer one); a longer one closes the connection as a framing error.
+    /// `None`: 65535, the protocol's limit.
+    pub max_packet_len: Option<usize>,
 }
 
 /// Where an encoded packet goes.
@@ -461,7 +465,10 @@ impl Endpoint {
             connection,
             Connection {
                 peer,
-                deframer: Deframer::new(),
+                deframer: self
+                    .options
+                    .max_packet_len
+                    .map_or_else(Deframer::new, Deframer::with_limit),
             },
         );
     }
@@ -637,6 +644,23 @@ impl Endpoint {
         buf: &mut [u8],
     ) -> Result<Option<(PacketInfo, usize)>, BufferTooSmall> {
         self.poll_packet(&mut &mut *buf)
+    }
+
+    /// Gives up on the packet a [`BufferTooSmall`] left queued, for a runtime whose buffer
+    /// can never hold it: it is handled as an unencodable message ([`DropCause::Unencodable`],
+    /// reported to the node, the link left alone, nothing re-routed). Its description, or
+    /// `None` when nothing was held.
+    pub fn skip_transmit(&mut self) -> Option<PacketInfo> {
+        let info = if let Some(transmit) = self.held.take() {
+            PacketInfo::of(&transmit, self.node.id())
+        } else if self.resends.front().is_some_and(|r| r.due <= self.taken) {
+            // A re-routed packet that did not fit waits at the front of the resends.
+            self.resends.pop_front()?.packet.info
+        } else {
+            return None;
+        };
+        self.unencodable(info);
+        Some(info)
     }
 
     /// The one output path: a held transmit first, then the resends that are due, then the
@@ -959,6 +983,7 @@ mod tests {
         let allow = Some(vec![IpNet::parse("10.0.0.0/24").unwrap()]);
         let mut e = endpoint(EndpointOptions {
             discovery_allow: allow,
+            ..EndpointOptions::default()
         });
         e.handle_connection_opened(ConnectionId(1), addr("192.168.1.5:4000"));
         e.handle_bytes(Now::new(5, 0), ConnectionId(1), &ping_from(7))
@@ -1300,6 +1325,29 @@ mod tests {
         );
         let again = e.poll_transmit().unwrap();
         assert_eq!(again.bytes, first.bytes);
+    }
+
+    #[test]
+    fn a_packet_too_large_for_the_runtime_is_skipped_as_unencodable() {
+        let mut e = triangle();
+        let mut small = [0u8; 100];
+        assert_eq!(e.skip_transmit(), None, "nothing held");
+        e.send_to(at(1100), c1(), n(2), generic(500));
+        e.poll_transmit_into(&mut small).unwrap_err();
+        let skipped = e.skip_transmit().unwrap();
+        assert_eq!(skipped.type_name, "GENERIC_MSG");
+        assert_eq!(e.counters().dropped.get(&DropCause::Unencodable), Some(&1));
+        assert_eq!(e.poll_transmit_into(&mut small), Ok(None));
+        // A re-routed packet that does not fit is skipped the same way.
+        e.send_to(at(1200), c1(), n(2), generic(500));
+        let first = e.poll_transmit().unwrap();
+        e.handle_send_failed(at(1201), first);
+        let (info, _) = e.poll_transmit_into(&mut small).unwrap().unwrap();
+        assert_eq!(info.type_name, "LS_UPDATE");
+        e.poll_transmit_into(&mut small).unwrap_err();
+        assert_eq!(e.skip_transmit().map(|i| i.type_name), Some("GENERIC_MSG"));
+        assert_eq!(e.counters().dropped.get(&DropCause::Unencodable), Some(&2));
+        assert_eq!(e.poll_transmit_into(&mut small), Ok(None));
     }
 
     #[test]

@@ -37,8 +37,9 @@
 //! | sockets in the pool | `Resources<SOCKETS, ..>` | 8 |
 //! | socket receive / send buffer | `Resources<_, BUF, _>` | 4096 bytes each |
 //! | bulk queue per connection | `Resources<_, _, QUEUE>` | 16384 bytes |
+//! | largest packet sent | `Resources<_, _, _, PACKET>` | 65515 bytes (`MAX_EMIT_LEN`) |
 //! | control queue per connection | [`CONTROL_QUEUE`] | 2048 bytes |
-//! | packets queued per lane and connection | [`QUEUED_PACKETS`] | 64 |
+//! | packets queued per lane and connection | [`QUEUED_PACKETS`] | 16 |
 //! | listeners per BIN port | [`LISTENERS_PER_PORT`] | 2 |
 //! | local BIN ports | [`MAX_LISTEN_PORTS`] | 4 |
 //! | events buffered per subscriber | [`EVENT_QUEUE`] | 16 |
@@ -181,18 +182,27 @@ struct QueueMemory<const QUEUE: usize> {
 /// (e.g. a `StaticCell` or `ConstStaticCell`) and hand it to [`new`].
 ///
 /// `SOCKETS` sockets of `BUF`-byte receive and send buffers, each with a `QUEUE`-byte bulk
-/// queue and a [`CONTROL_QUEUE`]-byte control queue, and one packet buffer of
-/// `MAX_EMIT_LEN` (65515) bytes. With the defaults about 262 KiB; an appliance in a
-/// three-node cluster is comfortable with `Resources<6, 2048, 8192>` (about 126 KiB).
-pub struct Resources<const SOCKETS: usize = 8, const BUF: usize = 4096, const QUEUE: usize = 16384>
-{
+/// queue and a [`CONTROL_QUEUE`]-byte control queue, and one `PACKET`-byte buffer packets
+/// are encoded in (default `MAX_EMIT_LEN`, 65515: the largest BIN packet). A packet larger
+/// than `PACKET` is dropped and counted (`RuntimeCounters::too_large`, and as unencodable
+/// by the endpoint): with a smaller buffer, keep `sync_packet_size` and module payloads
+/// below it. With the defaults about 230 KiB; the firmware for a three-node cluster uses
+/// `Resources<6, 1024, 4096, 8192>` (about 50 KiB).
+pub struct Resources<
+    const SOCKETS: usize = 8,
+    const BUF: usize = 4096,
+    const QUEUE: usize = 16384,
+    const PACKET: usize = MAX_EMIT_LEN,
+> {
     sockets: [SocketBuffers<BUF>; SOCKETS],
     queues: [QueueMemory<QUEUE>; SOCKETS],
-    packet: [u8; MAX_EMIT_LEN],
+    packet: [u8; PACKET],
     shared: Option<Shared<SOCKETS>>,
 }
 
-impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize> Resources<SOCKETS, BUF, QUEUE> {
+impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize, const PACKET: usize>
+    Resources<SOCKETS, BUF, QUEUE, PACKET>
+{
     /// Zeroed memory (a `const fn`, for a `static`).
     pub const fn new() -> Self {
         Resources {
@@ -208,14 +218,14 @@ impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize> Resources<SOCKE
                     bulk: [0; QUEUE],
                 }
             }; SOCKETS],
-            packet: [0; MAX_EMIT_LEN],
+            packet: [0; PACKET],
             shared: None,
         }
     }
 }
 
-impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize> Default
-    for Resources<SOCKETS, BUF, QUEUE>
+impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize, const PACKET: usize> Default
+    for Resources<SOCKETS, BUF, QUEUE, PACKET>
 {
     fn default() -> Self {
         Self::new()
@@ -229,10 +239,10 @@ impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize> Default
 /// # Errors
 /// [`Error`]: the configuration is refused, uses `bins:`, has too many local ports, or the
 /// pool is too small.
-pub fn new<const SOCKETS: usize, const BUF: usize, const QUEUE: usize>(
+pub fn new<const SOCKETS: usize, const BUF: usize, const QUEUE: usize, const PACKET: usize>(
     stack: Stack<'static>,
     config: Config,
-    resources: &'static mut Resources<SOCKETS, BUF, QUEUE>,
+    resources: &'static mut Resources<SOCKETS, BUF, QUEUE, PACKET>,
     seed: u64,
 ) -> Result<(Handle<SOCKETS>, Runner<SOCKETS>), Error> {
     let mut listen_ports: heapless::Vec<u16, MAX_LISTEN_PORTS> = heapless::Vec::new();

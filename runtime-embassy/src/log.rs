@@ -34,8 +34,4 @@ macro_rules! warning {
     ($($arg:tt)*) => { $crate::log::log_at!(warn, $($arg)*) };
 }
 
-macro_rules! error {
-    ($($arg:tt)*) => { $crate::log::log_at!(error, $($arg)*) };
-}
-
-pub(crate) use {debug, error, info, log_at, warning};
+pub(crate) use {debug, info, log_at, warning};

@@ -8,7 +8,8 @@ use clusterer_proto::{Lane, PacketInfo};
 use heapless::Deque;
 
 /// Packets queued per lane and connection at most (their bytes also have to fit the ring).
-pub const QUEUED_PACKETS: usize = 64;
+/// Each takes a `PacketInfo` (about 72 bytes on Cortex-M) in `Resources`.
+pub const QUEUED_PACKETS: usize = 16;
 
 /// A byte ring over caller memory.
 pub(crate) struct ByteRing<'a> {

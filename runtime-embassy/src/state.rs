@@ -109,6 +109,9 @@ pub struct RuntimeCounters {
     /// Packets that were queued on a connection that closed before they were written;
     /// each was reported to the core as a failed send.
     pub lost_on_close: u64,
+    /// Packets larger than the packet buffer (`Resources`' `PACKET`), dropped; the
+    /// endpoint counts them as unencodable too.
+    pub too_large: u64,
     /// Bytes written to sockets.
     pub bytes_written: u64,
     /// Bytes read from sockets.
@@ -193,9 +196,14 @@ impl<const SOCKETS: usize> State<SOCKETS> {
                 Ok(Some((info, len))) => self.route(info, len, slot_wake),
                 Ok(None) => break,
                 Err(e) => {
-                    // The buffer is MAX_EMIT_LEN bytes: the endpoint never asks for more.
-                    crate::log::error!("packet buffer too small ({} bytes needed)", e.needed);
-                    break;
+                    // Larger than `Resources`' PACKET: it can never be sent from here.
+                    crate::log::warning!(
+                        "a packet of {} bytes does not fit the {}-byte packet buffer: dropped",
+                        e.needed,
+                        self.packet.len()
+                    );
+                    self.counters.too_large += 1;
+                    let _ = self.endpoint.skip_transmit();
                 }
             }
         }
@@ -354,6 +362,10 @@ mod tests {
 
     /// Node 1 with `peers` neighbours on 10.0.0.N, a pool of `S` sockets with small queues.
     fn state<const S: usize>(peers: u32, queue: usize) -> State<S> {
+        state_with_packet(peers, queue, MAX_EMIT_LEN)
+    }
+
+    fn state_with_packet<const S: usize>(peers: u32, queue: usize, packet: usize) -> State<S> {
         let mut config = Config::new(id(1), DbMode::Discovery);
         config.clusters.push(ClusterConfig {
             id: ClusterId::MIN,
@@ -373,7 +385,7 @@ mod tests {
                 Box::leak(std::vec![0u8; queue].into_boxed_slice()),
             ),
         });
-        let packet = Box::leak(std::vec![0u8; MAX_EMIT_LEN].into_boxed_slice());
+        let packet = Box::leak(std::vec![0u8; packet].into_boxed_slice());
         let mut ports = heapless::Vec::new();
         ports.push(5566).unwrap();
         State::new(endpoint, clock, slots, packet, ports)
@@ -439,6 +451,22 @@ mod tests {
             st.endpoint.counters().send_failures,
             st.counters.queue_full + st.counters.no_free_socket
         );
+    }
+
+    #[test]
+    fn a_packet_larger_than_the_packet_buffer_is_counted_and_the_rest_still_flows() {
+        // A 20-byte buffer holds no BIN packet: every PING is dropped, none blocks the next.
+        let mut st = state_with_packet::<4>(2, 1024, 20);
+        tick(&mut st, 1_100);
+        assert_eq!(st.counters.too_large, 2);
+        assert_eq!(
+            st.endpoint
+                .counters()
+                .dropped
+                .get(&clusterer_proto::endpoint::DropCause::Unencodable),
+            Some(&2)
+        );
+        assert!(st.slots.iter().all(|s| s.queues.is_empty()));
     }
 
     #[test]

@@ -30,6 +30,14 @@ pub enum DecodeError {
         /// Value of the length field.
         declared: u32,
     },
+    /// The length field is valid but above the limit the runtime set for incoming packets
+    /// (`EndpointOptions::max_packet_len`, a memory bound on small devices).
+    OverLimit {
+        /// Value of the length field.
+        declared: u32,
+        /// The limit.
+        limit: u32,
+    },
     /// The capability name length runs past the packet (`cap_len > length − 16`).
     CapabilityOverrun {
         /// Value of the cap_len field.
@@ -151,6 +159,10 @@ impl fmt::Display for DecodeError {
             DecodeError::BadLength { declared } => {
                 write!(f, "length field {declared} is outside 17..=65535")
             }
+            DecodeError::OverLimit { declared, limit } => write!(
+                f,
+                "length field {declared} is over this node's limit of {limit} bytes per packet"
+            ),
             DecodeError::CapabilityOverrun { cap_len, available } => write!(
                 f,
                 "capability length {cap_len} runs past the packet ({available} bytes left for name and type)"
@@ -233,6 +245,7 @@ impl DecodeError {
             DecodeError::BadMarker { .. } => "bad_marker",
             DecodeError::LengthMismatch { .. } => "length_mismatch",
             DecodeError::BadLength { .. } => "bad_length",
+            DecodeError::OverLimit { .. } => "over_limit",
             DecodeError::CapabilityOverrun { .. } => "capability_overrun",
             DecodeError::EmptyCapability => "empty_capability",
             DecodeError::Truncated { .. } => "truncated",

@@ -810,6 +810,7 @@ impl Builder<'_> {
         }
         Ok(EndpointOptions {
             discovery_allow: Some(nets),
+            ..EndpointOptions::default()
         })
     }
 
