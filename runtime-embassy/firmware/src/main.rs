@@ -1,154 +1,153 @@
-//! Example appliance firmware: a clusterer node (node 3 of cluster 1, election-mode tag
-//! `vip`) on embassy-net, for `thumbv7em-none-eabihf` (QEMU `mps2-an386` memory map).
-//!
-//! The network driver is a stub (frames out are dropped, nothing comes in): this image
-//! shows what an appliance build links — executor, time driver, heap, embassy-net, the
-//! clusterer runtime and core — and gives the footprint recorded in BENCHMARKS.md. A real
-//! board replaces `StubNic` with its Ethernet driver and nothing else.
+//! The clusterer firmware for QEMU's `mps2-an386` (Cortex-M4F): a cluster node on
+//! embassy-net over the board's LAN9118, configured at build time from the `clusterer run`
+//! TOML (see `build.rs`), printing one line per event on UART0 — the lines of the TAP node
+//! (`clusterer_embassy::demo`) — and answering GENERIC_MSG requests (`reply:<payload>`;
+//! the payload `stats` gets the heap figures instead).
 //!
 //! ```sh
-//! cd runtime-embassy/examples/firmware && cargo build --release
-//! arm-none-eabi-size target/thumbv7em-none-eabihf/release/clusterer-firmware-example
+//! runtime-embassy/firmware/run-qemu.sh --config node3.toml --tap tap0 --ip 10.42.0.3/24
 //! ```
 
 #![no_std]
 #![no_main]
 
-use core::cell::{Cell, RefCell};
+extern crate alloc;
+
+mod time;
+mod uart;
+
 use core::mem::MaybeUninit;
 use core::net::Ipv4Addr;
-use core::task::{Context, Waker};
 
-use clusterer_core::{ClusterConfig, ClusterId, Config, DbMode, NodeConfig, NodeId, ShtagConfig};
-use clusterer_core::{ElectionConfig, ShtagState};
+use alloc::format;
+use clusterer_core::message::GenericKind;
+use clusterer_embassy::demo::{self, EventLine};
 use clusterer_embassy::{Handle, Resources, Runner};
-use cortex_m::peripheral::syst::SystClkSource;
-use cortex_m_rt::{entry, exception};
-use critical_section::Mutex;
-use defmt_rtt as _;
+use cortex_m_rt::entry;
 use embassy_executor::{Executor, Spawner};
+use embassy_futures::select::{Either, select};
 use embassy_net::{Ipv4Cidr, StackResources, StaticConfigV4};
-use embassy_net_driver::{Capabilities, HardwareAddress, LinkState, RxToken, TxToken};
-use embassy_time_queue_utils::Queue;
-use panic_probe as _;
+use embassy_time::{Duration, Timer};
 use static_cell::{ConstStaticCell, StaticCell};
 
-/// Sockets of the clusterer pool: 2 listeners, 2 outgoing, 2 accepted in a 3-node cluster.
+/// The configuration `build.rs` baked in.
+mod baked {
+    use clusterer_core::{
+        ClusterConfig, ClusterId, Config, DbMode, ElectionConfig, NodeConfig, NodeId, ShtagConfig,
+        ShtagState, SyncOptions, Timers,
+    };
+    use clusterer_proto::EndpointOptions;
+    #[allow(unused_imports)]
+    use clusterer_proto::endpoint::IpNet;
+
+    include!(concat!(env!("OUT_DIR"), "/node_config.rs"));
+}
+
+/// Sockets of the clusterer pool: 2 listeners, an outgoing and an accepted connection per
+/// neighbour for two neighbours.
 const SOCKETS: usize = 6;
-/// Heap for the core's tables (nodes, routes, capabilities, queued transmits).
-const HEAP_SIZE: usize = 48 * 1024;
-/// The core clock of the mps2-an386 FPGA image (25 MHz), for a 1 kHz SysTick.
-const CORE_HZ: u32 = 25_000_000;
+/// TCP receive and send buffer per socket.
+const SOCKET_BUF: usize = 1024;
+/// Bulk send queue per connection.
+const BULK_QUEUE: usize = 2048;
+/// Largest packet sent or received: a 16-node cluster's FULL_TOP_UPDATE is about 1.2 KiB;
+/// this node registers no capability with bulk sync data. Each connection's deframer may
+/// buffer one incoming packet of this size on the heap.
+const MAX_PACKET: usize = 4096;
+/// The heap the core keeps its tables in (and the deframers their partial packets).
+const HEAP_SIZE: usize = 24 * 1024;
+/// How often the LAN9118 is polled.
+const NIC_POLL: Duration = Duration::from_millis(1);
 
 #[global_allocator]
 static HEAP: embedded_alloc::LlffHeap = embedded_alloc::LlffHeap::empty();
 
-// ----- time: SysTick at 1 kHz, one timer queue --------------------------------------------
+static LOGGER: uart::Logger = uart::Logger;
 
-struct SysTickDriver {
-    ticks: Mutex<Cell<u64>>,
-    queue: Mutex<RefCell<Queue>>,
-}
+#[cfg(not(feature = "stub-nic"))]
+type Nic = clusterer_lan9118::Lan9118<clusterer_lan9118::Mmio>;
+#[cfg(feature = "stub-nic")]
+type Nic = stub::StubNic;
 
-impl embassy_time_driver::Driver for SysTickDriver {
-    fn now(&self) -> u64 {
-        critical_section::with(|cs| self.ticks.borrow(cs).get())
-    }
+#[cfg(not(feature = "stub-nic"))]
+static NIC_WAKEUP: clusterer_lan9118::Wakeup = clusterer_lan9118::Wakeup::new();
 
-    fn schedule_wake(&self, at: u64, waker: &Waker) {
-        critical_section::with(|cs| {
-            // Due wakers are woken at the next tick (at most 1 ms late).
-            self.queue.borrow_ref_mut(cs).schedule_wake(at, waker);
-        });
-    }
-}
-
-embassy_time_driver::time_driver_impl!(static DRIVER: SysTickDriver = SysTickDriver {
-    ticks: Mutex::new(Cell::new(0)),
-    queue: Mutex::new(RefCell::new(Queue::new())),
-});
-
-#[exception]
-fn SysTick() {
-    critical_section::with(|cs| {
-        let ticks = DRIVER.ticks.borrow(cs);
-        ticks.set(ticks.get() + 1);
-        DRIVER.queue.borrow_ref_mut(cs).next_expiration(ticks.get());
-    });
-}
-
-// ----- the stub network driver ------------------------------------------------------------
-
-/// Drops every frame sent and never receives one.
-struct StubNic;
-struct StubRx;
-struct StubTx;
-
-impl RxToken for StubRx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, f: F) -> R {
-        f(&mut [])
+#[cfg(not(feature = "stub-nic"))]
+fn nic() -> Nic {
+    // SAFETY: the board's LAN9118 window; nothing else in the image touches it.
+    let bus = unsafe { clusterer_lan9118::Mmio::new(clusterer_lan9118::MPS2_BASE) };
+    match clusterer_lan9118::Lan9118::new(bus, &NIC_WAKEUP) {
+        Ok(nic) => nic,
+        Err(e) => halt(format_args!("NIC: {e}")),
     }
 }
 
-impl TxToken for StubTx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = [0u8; 1514];
-        f(&mut frame[..len.min(1514)])
+#[cfg(feature = "stub-nic")]
+fn nic() -> Nic {
+    stub::StubNic
+}
+
+/// A NIC that drops every frame and receives none (for the runtime's footprint alone).
+#[cfg(feature = "stub-nic")]
+mod stub {
+    use core::task::Context;
+    use embassy_net_driver::{Capabilities, HardwareAddress, LinkState, RxToken, TxToken};
+
+    pub(crate) struct StubNic;
+    pub(crate) struct StubRx;
+    pub(crate) struct StubTx;
+
+    impl RxToken for StubRx {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, f: F) -> R {
+            f(&mut [])
+        }
+    }
+
+    impl TxToken for StubTx {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut frame = [0u8; 1514];
+            f(&mut frame[..len.min(1514)])
+        }
+    }
+
+    impl embassy_net_driver::Driver for StubNic {
+        type RxToken<'a> = StubRx;
+        type TxToken<'a> = StubTx;
+        fn receive(&mut self, _cx: &mut Context<'_>) -> Option<(StubRx, StubTx)> {
+            None
+        }
+        fn transmit(&mut self, _cx: &mut Context<'_>) -> Option<StubTx> {
+            Some(StubTx)
+        }
+        fn link_state(&mut self, _cx: &mut Context<'_>) -> LinkState {
+            LinkState::Up
+        }
+        fn capabilities(&self) -> Capabilities {
+            let mut caps = Capabilities::default();
+            caps.max_transmission_unit = 1514;
+            caps
+        }
+        fn hardware_address(&self) -> HardwareAddress {
+            HardwareAddress::Ethernet([0x02, 0, 0, 0, 0, 0x03])
+        }
     }
 }
 
-impl embassy_net_driver::Driver for StubNic {
-    type RxToken<'a> = StubRx;
-    type TxToken<'a> = StubTx;
-
-    fn receive(&mut self, _cx: &mut Context<'_>) -> Option<(StubRx, StubTx)> {
-        None
-    }
-
-    fn transmit(&mut self, _cx: &mut Context<'_>) -> Option<StubTx> {
-        Some(StubTx)
-    }
-
-    fn link_state(&mut self, _cx: &mut Context<'_>) -> LinkState {
-        LinkState::Up
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities::default();
-        caps.max_transmission_unit = 1514;
-        caps
-    }
-
-    fn hardware_address(&self) -> HardwareAddress {
-        HardwareAddress::Ethernet([0x02, 0, 0, 0, 0, 0x03])
+/// Prints `why` and stops.
+fn halt(why: core::fmt::Arguments<'_>) -> ! {
+    uart::line(format_args!("fatal: {why}"));
+    loop {
+        cortex_m::asm::wfi();
     }
 }
 
-// ----- the node ---------------------------------------------------------------------------
-
-fn node_config() -> Option<Config> {
-    let me = NodeId::new(3)?;
-    let cluster = ClusterId::new(1)?;
-    let mut config = Config::new(me, DbMode::Discovery);
-    config.clusters.push(ClusterConfig {
-        id: cluster,
-        local: NodeConfig::new(me, "bin:10.42.0.3:5566"),
-        nodes: [(1, "bin:10.42.0.1:5566"), (2, "bin:10.42.0.2:5566")]
-            .into_iter()
-            .filter_map(|(id, url)| Some(NodeConfig::new(NodeId::new(id)?, url)))
-            .collect(),
-    });
-    config.sharing_tags.push(ShtagConfig {
-        name: "vip".into(),
-        cluster,
-        state: ShtagState::Backup,
-        election: Some(ElectionConfig::default()),
-    });
-    Some(config)
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    halt(format_args!("panic: {info}"))
 }
 
 #[embassy_executor::task]
-async fn net_task(mut runner: embassy_net::Runner<'static, StubNic>) -> ! {
+async fn net_task(mut runner: embassy_net::Runner<'static, Nic>) -> ! {
     runner.run().await
 }
 
@@ -157,23 +156,74 @@ async fn cluster_task(runner: Runner<SOCKETS>) -> ! {
     runner.run().await
 }
 
-/// The application: logs every event (a real appliance moves its VIP here).
+#[cfg(not(feature = "stub-nic"))]
+#[embassy_executor::task]
+async fn nic_poll_task() -> ! {
+    NIC_WAKEUP.poll_every(NIC_POLL).await
+}
+
+/// Heap use now and at its highest since boot.
+struct HeapWatch {
+    peak: usize,
+}
+
+impl HeapWatch {
+    fn sample(&mut self) -> usize {
+        let used = HEAP.used();
+        self.peak = self.peak.max(used);
+        used
+    }
+}
+
+/// Prints every event, answers requests, and reports the heap every 10 s.
 #[embassy_executor::task]
 async fn app_task(handle: Handle<SOCKETS>) {
     let Ok(mut events) = handle.subscribe() else {
-        defmt::error!("no event subscription left");
+        uart_line!("error: no event subscription left");
         return;
     };
+    uart_line!("started node={} config={}", handle.my_id(), baked::SOURCE);
+    let mut heap = HeapWatch { peak: 0 };
+    let mut seconds = 0u32;
     loop {
-        match events.next_message_pure().await {
-            clusterer_core::Event::NodeStateChanged { node, up, .. } => {
-                defmt::info!("node {} {}", node.get(), if up { "up" } else { "down" });
+        match select(events.next_message(), Timer::after(Duration::from_secs(1))).await {
+            Either::First(embassy_sync::pubsub::WaitResult::Lagged(n)) => {
+                uart_line!("lagged events={n}");
             }
-            clusterer_core::Event::ShtagChanged { state, .. } => {
-                defmt::info!("vip is now {}", state.name());
+            Either::First(embassy_sync::pubsub::WaitResult::Message(event)) => {
+                heap.sample();
+                uart_line!("{}", EventLine(&event));
+                match demo::request(&event) {
+                    Some((cluster, source, m)) if m.payload == b"stats" => {
+                        let used = heap.sample();
+                        let text = format!(
+                            "heap_used={used} heap_peak={} heap_size={HEAP_SIZE}",
+                            heap.peak
+                        );
+                        let status = handle.send_generic(
+                            cluster,
+                            source,
+                            GenericKind::Reply,
+                            &m.tag,
+                            text.as_bytes(),
+                        );
+                        uart_line!("replied cluster={cluster} to={source} status={status:?}");
+                    }
+                    _ => {
+                        if let Some((cluster, source, status)) =
+                            demo::answer_request(&handle, &event)
+                        {
+                            uart_line!("replied cluster={cluster} to={source} status={status:?}");
+                        }
+                    }
+                }
             }
-            clusterer_core::Event::Received { source, .. } => {
-                defmt::info!("message from node {}", source.get());
+            Either::Second(()) => {
+                let used = heap.sample();
+                seconds += 1;
+                if seconds.is_multiple_of(10) {
+                    uart_line!("heap used={used} peak={} size={HEAP_SIZE}", heap.peak);
+                }
             }
         }
     }
@@ -185,8 +235,17 @@ fn spawn<S>(
 ) {
     match token {
         Ok(t) => spawner.spawn(t),
-        Err(_) => defmt::panic!("cannot spawn a task"),
+        Err(e) => halt(format_args!("cannot spawn a task: {e:?}")),
     }
+}
+
+/// The host's UNIX time through semihosting (QEMU `-semihosting-config enable=on`): the
+/// board has no RTC, and topology stamps need a wall clock so that a restarted node's
+/// updates are newer than its old ones.
+fn unix_time() -> i64 {
+    // SAFETY: SYS_TIME takes no argument; run-qemu.sh enables semihosting.
+    let secs = unsafe { cortex_m_semihosting::syscall!(TIME) };
+    i64::try_from(secs).unwrap_or(0)
 }
 
 #[entry]
@@ -199,42 +258,49 @@ fn main() -> ! {
             HEAP.init(HEAP_MEM.as_ptr() as usize, HEAP_SIZE)
         }
     }
-    let Some(mut peripherals) = cortex_m::Peripherals::take() else {
-        defmt::panic!("peripherals taken twice");
+    uart::init();
+    // Only fails when a logger is already set, which nothing else does.
+    let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Info));
+    let Some(peripherals) = cortex_m::Peripherals::take() else {
+        halt(format_args!("peripherals taken twice"));
     };
-    peripherals.SYST.set_clock_source(SystClkSource::Core);
-    peripherals.SYST.set_reload(CORE_HZ / 1_000 - 1);
-    peripherals.SYST.clear_current();
-    peripherals.SYST.enable_interrupt();
-    peripherals.SYST.enable_counter();
+    time::start(peripherals.SYST);
 
-    let Some(config) = node_config() else {
-        defmt::panic!("bad node ids");
+    let Some((config, endpoint)) = baked::node_config() else {
+        halt(format_args!(
+            "the baked configuration has a bad id or network"
+        ));
     };
+    let [a, b, c, d] = baked::IP;
     let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
-        address: Ipv4Cidr::new(Ipv4Addr::new(10, 42, 0, 3), 24),
-        gateway: None,
+        address: Ipv4Cidr::new(Ipv4Addr::new(a, b, c, d), baked::PREFIX),
+        gateway: baked::GATEWAY.map(|[a, b, c, d]| Ipv4Addr::new(a, b, c, d)),
         dns_servers: heapless::Vec::new(),
     });
+    let nic = nic();
+    // No RNG on the board: the node id and the boot's tick count make the seed.
+    let seed = u64::from(config.node_id.get()) << 32 | embassy_time::Instant::now().as_ticks();
     static STACK: StaticCell<StackResources<{ SOCKETS + 2 }>> = StaticCell::new();
-    let seed = 0x5eed_0003;
     let (stack, net_runner) =
-        embassy_net::new(StubNic, net_config, STACK.init(StackResources::new()), seed);
-    static RESOURCES: ConstStaticCell<Resources<SOCKETS, 2048, 8192>> =
+        embassy_net::new(nic, net_config, STACK.init(StackResources::new()), seed);
+    static RESOURCES: ConstStaticCell<Resources<SOCKETS, SOCKET_BUF, BULK_QUEUE, MAX_PACKET>> =
         ConstStaticCell::new(Resources::new());
-    let (handle, runner) = match clusterer_embassy::new(
-        stack,
-        clusterer_embassy::Config::new(config),
-        RESOURCES.take(),
-        seed,
-    ) {
-        Ok(pair) => pair,
-        Err(_) => defmt::panic!("the node configuration was refused"),
+    let runtime_config = clusterer_embassy::Config {
+        node: config,
+        endpoint,
+        unix_time: unix_time(),
     };
+    let (handle, runner) =
+        match clusterer_embassy::new(stack, runtime_config, RESOURCES.take(), seed) {
+            Ok(pair) => pair,
+            Err(e) => halt(format_args!("{e}")),
+        };
     static EXECUTOR: StaticCell<Executor> = StaticCell::new();
     EXECUTOR.init(Executor::new()).run(move |spawner| {
         spawn(spawner, net_task(net_runner));
         spawn(spawner, cluster_task(runner));
+        #[cfg(not(feature = "stub-nic"))]
+        spawn(spawner, nic_poll_task());
         spawn(spawner, app_task(handle));
     })
 }

@@ -1,20 +1,20 @@
-//! The embassy runtime on a real TCP/IP stack against real daemons: two `clusterer run`
-//! daemons and one `tap_node` (embassy-net on a TAP device) in a network namespace this
-//! test creates. Needs root (namespaces, TAP devices): elsewhere it skips with a notice,
-//! unless `CLUSTERER_TEST_REQUIRE_ROOT=1` (CI) makes that a failure.
+//! The namespace lab shared by the TAP and QEMU tests: two `clusterer run` daemons and one
+//! embedded node (the `tap_node` example, or the firmware under QEMU) in a network namespace
+//! the test creates. Needs root (namespaces, TAP devices): elsewhere the tests skip with a
+//! notice, unless `CLUSTERER_TEST_REQUIRE_ROOT=1` (CI) makes that a failure.
 //!
 //! Every address lives inside the namespace (10.213.0.0/24 on the TAP device, 127.0.0.1 for
 //! the daemons' MI); the namespace, and with it the TAP device, is deleted when the test
 //! ends, also when it fails.
 //!
-//! The checks follow the issue: (a) both daemons list the embassy node Up and it reports
-//! both up; (b) both daemons' topologies agree on the three nodes; (c) a GENERIC_MSG request
-//! from a daemon (MI `cluster_send_req`) reaches the embassy node and its reply comes back;
-//! (d) the embassy node, best ranked in an election-mode tag, becomes active; killed, a
-//! daemon takes the tag; restarted, the tag moves back (`preempt`); never two actives at
-//! any sample; (e) kill -9 and restart are seen Down and Up by both daemons.
+//! [`scenario`] runs the checks of both issues: (a) both daemons list the embedded node Up
+//! and it reports both up; (b) both daemons' topologies agree on the three nodes; (c) a
+//! GENERIC_MSG request from a daemon (MI `cluster_send_req`) reaches the embedded node and
+//! its reply comes back; (d) the embedded node, best ranked in an election-mode tag, becomes
+//! active; killed, a daemon takes the tag; restarted, the tag moves back (`preempt`); never
+//! two actives at any sample; (e) kill -9 and restart are seen Down and Up by both daemons.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -58,13 +58,32 @@ fn effective_uid() -> Option<u32> {
     line.split_whitespace().nth(2)?.parse().ok()
 }
 
-/// `false` (after a notice) when the test cannot run here.
-fn can_run() -> bool {
+/// The embedded node of the lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Embedded {
+    /// `examples/tap_node` (embassy-net on the host).
+    TapNode,
+    /// `firmware/` under `qemu-system-arm -M mps2-an386`, through `run-qemu.sh`.
+    Qemu,
+}
+
+/// `false` (after a notice) when the test cannot run here: not root, no TUN device, or
+/// (for QEMU) no `qemu-system-arm`. With `CLUSTERER_TEST_REQUIRE_ROOT=1` any of these fails.
+pub(crate) fn can_run(kind: Embedded) -> bool {
     let required = std::env::var("CLUSTERER_TEST_REQUIRE_ROOT").is_ok_and(|v| v == "1");
+    let has_qemu = || {
+        Command::new("qemu-system-arm")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
     let why = if effective_uid() != Some(0) {
         Some("not root (network namespaces and TAP devices need root)")
     } else if !Path::new("/dev/net/tun").exists() {
         Some("/dev/net/tun is missing")
+    } else if kind == Embedded::Qemu && !has_qemu() {
+        Some("qemu-system-arm is not installed (Debian: qemu-system-arm)")
     } else {
         None
     };
@@ -72,7 +91,7 @@ fn can_run() -> bool {
         None => true,
         Some(why) if required => panic!("CLUSTERER_TEST_REQUIRE_ROOT=1 but {why}"),
         Some(why) => {
-            eprintln!("SKIPPED tap test: {why}");
+            eprintln!("SKIPPED {kind:?} lab test: {why}");
             false
         }
     }
@@ -105,18 +124,19 @@ fn run(cmd: &str, args: &[&str]) {
 }
 
 /// The namespace and the processes in it; dropping it kills them and deletes it.
-struct Lab {
+pub(crate) struct Lab {
+    kind: Embedded,
     ns: String,
     tap: String,
     dir: PathBuf,
     daemons: Vec<Child>,
-    tap_node: Option<Child>,
+    embedded: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for c in self.daemons.iter_mut().chain(self.tap_node.as_mut()) {
+        for c in self.daemons.iter_mut().chain(self.embedded.as_mut()) {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -166,7 +186,7 @@ fn config(me: u32, dir: &Path) -> String {
 }
 
 impl Lab {
-    fn new() -> Lab {
+    fn new(kind: Embedded) -> Lab {
         let pid = std::process::id();
         let ns = format!("clusterer-tap-{pid}");
         let tap = format!("ctap{}", pid % 100_000);
@@ -179,11 +199,12 @@ impl Lab {
             .status();
         std::fs::create_dir_all(&dir).unwrap();
         let lab = Lab {
+            kind,
             ns,
             tap,
             dir,
             daemons: Vec::new(),
-            tap_node: None,
+            embedded: None,
             lines: Arc::new(Mutex::new(Vec::new())),
         };
         run("ip", &["netns", "add", &lab.ns]);
@@ -228,13 +249,41 @@ impl Lab {
         }
     }
 
-    fn start_tap_node(&mut self) {
-        self.lines.lock().unwrap().clear();
-        let mut child = self
-            .in_ns(&binary("examples/tap_node"))
+    /// The firmware script, after building the image for this lab's node 3 (outside the
+    /// namespace: the build may need the network).
+    fn firmware_script(&self) -> PathBuf {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware/run-qemu.sh");
+        let out = Command::new(&script)
             .arg("--config")
             .arg(self.dir.join("n3.toml"))
-            .args(["--tap", &self.tap, "--ip", "10.213.0.3/24"])
+            .args(["--ip", "10.213.0.3/24", "--build-only"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "building the firmware failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        script
+    }
+
+    fn start_embedded(&mut self) {
+        self.lines.lock().unwrap().clear();
+        let mut command = match self.kind {
+            Embedded::TapNode => {
+                let mut c = self.in_ns(&binary("examples/tap_node"));
+                c.arg("--config").arg(self.dir.join("n3.toml"));
+                c.args(["--tap", &self.tap, "--ip", "10.213.0.3/24"]);
+                c
+            }
+            Embedded::Qemu => {
+                let mut c = self.in_ns(&self.firmware_script());
+                c.arg("--config").arg(self.dir.join("n3.toml"));
+                c.args(["--tap", &self.tap, "--ip", "10.213.0.3/24"]);
+                c
+            }
+        };
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -246,11 +295,11 @@ impl Lab {
                 lines.lock().unwrap().push(line);
             }
         });
-        self.tap_node = Some(child);
+        self.embedded = Some(child);
     }
 
-    fn kill_tap_node(&mut self) {
-        if let Some(mut c) = self.tap_node.take() {
+    fn kill_embedded(&mut self) {
+        if let Some(mut c) = self.embedded.take() {
             c.kill().unwrap();
             c.wait().unwrap();
         }
@@ -287,9 +336,9 @@ impl Lab {
             .and_then(|t| t["State"].as_str().map(str::to_owned))
     }
 
-    /// The embassy node's tag state from its last `tag_changed` line (backup before one).
-    fn tap_tag_active(&self) -> bool {
-        self.tap_node.is_some()
+    /// The embedded node's tag state from its last `tag_changed` line (backup before one).
+    fn embedded_tag_active(&self) -> bool {
+        self.embedded.is_some()
             && self
                 .lines
                 .lock()
@@ -300,17 +349,17 @@ impl Lab {
                 .is_some_and(|l| l.contains("state=active"))
     }
 
-    fn tap_printed(&self, pred: impl Fn(&str) -> bool) -> bool {
+    fn embedded_printed(&self, pred: impl Fn(&str) -> bool) -> bool {
         self.lines.lock().unwrap().iter().any(|l| pred(l))
     }
 
-    /// Counts the actives now; panics on two. The embassy node is read first: a
+    /// Counts the actives now; panics on two. The embedded node is read first: a
     /// preemption makes it active one announcement's flight before the daemon steps down,
     /// and an MI call takes longer than that, so reading the daemons first could pair a
-    /// daemon's old state with the embassy node's new one.
+    /// daemon's old state with the embedded node's new one.
     fn check_one_active(&self) -> usize {
         let mut actives = Vec::new();
-        if self.tap_tag_active() {
+        if self.embedded_tag_active() {
             actives.push(3);
         }
         for d in 1..=2 {
@@ -335,21 +384,25 @@ fn wait_for(lab: &Lab, what: &str, bound: Duration, mut cond: impl FnMut(&Lab) -
         }
         assert!(
             start.elapsed() < bound,
-            "not within {bound:?}: {what}; embassy node printed {:?}",
+            "not within {bound:?}: {what}; embedded node printed {:?}",
             lab.lines.lock().unwrap()
         );
         thread::sleep(Duration::from_millis(200));
     }
 }
 
-#[test]
-fn an_embassy_node_on_a_tap_device_joins_two_daemons() {
-    if !can_run() {
+/// Runs checks (a) to (e) with `kind` as node 3.
+pub(crate) fn scenario(kind: Embedded) {
+    if !can_run(kind) {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new(kind);
+    if kind == Embedded::Qemu {
+        // Build the image for this lab's node 3 before anything runs.
+        let _ = lab.firmware_script();
+    }
     lab.start_daemons();
-    lab.start_tap_node();
+    lab.start_embedded();
 
     // (a) Up on both sides.
     wait_for(&lab, "both daemons list node 3 Up", up_bound() * 2, |l| {
@@ -357,9 +410,12 @@ fn an_embassy_node_on_a_tap_device_joins_two_daemons() {
     });
     wait_for(
         &lab,
-        "the embassy node reports both daemons up",
+        "the embedded node reports both daemons up",
         up_bound(),
-        |l| (1..=2).all(|d| l.tap_printed(|line| line == format!("node_up cluster=1 node={d}"))),
+        |l| {
+            (1..=2)
+                .all(|d| l.embedded_printed(|line| line == format!("node_up cluster=1 node={d}")))
+        },
     );
 
     // (b) One topology: each daemon's view lists the three nodes with the same neighbours.
@@ -390,16 +446,16 @@ fn an_embassy_node_on_a_tap_device_joins_two_daemons() {
         },
     );
 
-    // (c) A request from daemon 1 and the embassy node's reply.
+    // (c) A request from daemon 1 and the embedded node's reply.
     let sent = lab.mi(1, "cluster_send_req", &["1", "3", "hello from 1"]);
     let tag = sent["tag"].as_str().unwrap_or_default().to_owned();
     assert!(tag.starts_with("1-1-"), "cluster_send_req answered {sent}");
     wait_for(
         &lab,
-        "the request reaches the embassy node",
+        "the request reaches the embedded node",
         up_bound(),
         |l| {
-            l.tap_printed(|line| {
+            l.embedded_printed(|line| {
                 line.starts_with("received cluster=1 source=1 kind=request")
                     && line.contains(&format!("tag={tag:?}"))
                     && line.contains("msg=\"hello from 1\"")
@@ -419,16 +475,31 @@ fn an_embassy_node_on_a_tap_device_joins_two_daemons() {
         })
     });
 
-    // (d) The best-ranked embassy node holds the tag.
+    if kind == Embedded::Qemu {
+        // The firmware answers `stats` with its heap figures: printed for BENCHMARKS.md.
+        let sent = lab.mi(1, "cluster_send_req", &["1", "3", "stats"]);
+        let tag = sent["tag"].as_str().unwrap_or_default().to_owned();
+        wait_for(&lab, "the firmware reports its heap", up_bound(), |_| {
+            std::fs::read_to_string(&log).is_ok_and(|text| {
+                text.lines()
+                    .filter(|l| l.contains(&tag) && l.contains("heap_peak="))
+                    .inspect(|l| eprintln!("firmware stats (3-node cluster): {l}"))
+                    .count()
+                    > 0
+            })
+        });
+    }
+
+    // (d) The best-ranked embedded node holds the tag.
     wait_for(
         &lab,
-        "the embassy node becomes active",
+        "the embedded node becomes active",
         takeover_bound(),
-        |l| l.tap_tag_active() && (1..=2).all(|d| l.tag_state(d).as_deref() == Some("backup")),
+        |l| l.embedded_tag_active() && (1..=2).all(|d| l.tag_state(d).as_deref() == Some("backup")),
     );
 
     // (e) + (d): kill -9 → Down on both daemons, a daemon takes the tag.
-    lab.kill_tap_node();
+    lab.kill_embedded();
     wait_for(&lab, "both daemons see node 3 Down", down_bound(), |l| {
         (1..=2).all(|d| l.link_state(d, 3).is_some_and(|s| s != "Up"))
     });
@@ -436,8 +507,8 @@ fn an_embassy_node_on_a_tap_device_joins_two_daemons() {
         l.check_one_active() == 1
     });
 
-    // Restart → Up on both daemons, the tag moves back to the embassy node.
-    lab.start_tap_node();
+    // Restart → Up on both daemons, the tag moves back to the embedded node.
+    lab.start_embedded();
     wait_for(
         &lab,
         "both daemons see node 3 Up again",
@@ -446,8 +517,8 @@ fn an_embassy_node_on_a_tap_device_joins_two_daemons() {
     );
     wait_for(
         &lab,
-        "the tag moves back to the embassy node",
+        "the tag moves back to the embedded node",
         takeover_bound(),
-        |l| l.tap_tag_active() && (1..=2).all(|d| l.tag_state(d).as_deref() == Some("backup")),
+        |l| l.embedded_tag_active() && (1..=2).all(|d| l.tag_state(d).as_deref() == Some("backup")),
     );
 }
