@@ -43,9 +43,9 @@ mod baked {
     include!(concat!(env!("OUT_DIR"), "/node_config.rs"));
 }
 
-/// Sockets of the clusterer pool: 2 listeners, an outgoing and an accepted connection per
-/// neighbour for two neighbours.
-const SOCKETS: usize = 6;
+/// Sockets of the clusterer pool, sized by `build.rs` for the configured cluster: 2
+/// listeners, an outgoing and an accepted connection per neighbour.
+const SOCKETS: usize = baked::SOCKETS;
 /// TCP receive and send buffer per socket.
 const SOCKET_BUF: usize = 1024;
 /// Bulk send queue per connection.
@@ -54,8 +54,9 @@ const BULK_QUEUE: usize = 2048;
 /// this node registers no capability with bulk sync data. Each connection's deframer may
 /// buffer one incoming packet of this size on the heap.
 const MAX_PACKET: usize = 4096;
-/// The heap the core keeps its tables in (and the deframers their partial packets).
-const HEAP_SIZE: usize = 24 * 1024;
+/// The heap the core keeps its tables in (and the deframers their partial packets), from
+/// `CLUSTERER_HEAP_KIB` at build time (default 24 KiB: a 3-node cluster peaks near 6 KiB).
+const HEAP_SIZE: usize = baked::HEAP_SIZE;
 /// How often the LAN9118 is polled.
 const NIC_POLL: Duration = Duration::from_millis(1);
 
