@@ -186,8 +186,10 @@ async fn app_task(handle: Handle<SOCKETS>) {
     uart_line!("started node={} config={}", handle.my_id(), baked::SOURCE);
     let mut heap = HeapWatch { peak: 0 };
     let mut seconds = 0u32;
+    // A fixed cadence: a busy event stream must not postpone the report forever.
+    let mut next_sample = embassy_time::Instant::now() + Duration::from_secs(1);
     loop {
-        match select(events.next_message(), Timer::after(Duration::from_secs(1))).await {
+        match select(events.next_message(), Timer::at(next_sample)).await {
             Either::First(embassy_sync::pubsub::WaitResult::Lagged(n)) => {
                 uart_line!("lagged events={n}");
             }
@@ -220,10 +222,21 @@ async fn app_task(handle: Handle<SOCKETS>) {
                 }
             }
             Either::Second(()) => {
+                next_sample += Duration::from_secs(1);
                 let used = heap.sample();
                 seconds += 1;
                 if seconds.is_multiple_of(10) {
-                    uart_line!("heap used={used} peak={} size={HEAP_SIZE}", heap.peak);
+                    let (_, c) = handle.counters();
+                    uart_line!(
+                        "heap used={used} peak={} size={HEAP_SIZE} closed={} no_free_socket={} \
+                         queue_full={} lost_on_close={} connect_failures={}",
+                        heap.peak,
+                        c.closed,
+                        c.no_free_socket,
+                        c.queue_full,
+                        c.lost_on_close,
+                        c.connect_failures
+                    );
                 }
             }
         }
