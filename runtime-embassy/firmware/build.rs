@@ -189,7 +189,8 @@ fn main() {
     };
     let _ = writeln!(
         source,
-        "/// Sockets of the clusterer pool: two listeners and two connections per neighbour.\n\
+        "/// Sockets of the clusterer pool: two listeners per port, two connections per\n\
+         /// neighbour.\n\
          pub const SOCKETS: usize = {sockets};\n\
          /// Heap size in bytes (`CLUSTERER_HEAP_KIB`, default 24 KiB).\n\
          pub const HEAP_SIZE: usize = {heap_kib} * 1024;"

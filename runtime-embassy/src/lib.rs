@@ -45,6 +45,7 @@
 //! | events buffered per subscriber | [`EVENT_QUEUE`] | 16 |
 //! | event subscriptions | [`MAX_SUBSCRIBERS`] | 4 |
 //! | connect timeout | [`CONNECT_TIMEOUT`] | 3 s |
+//! | packets written per engine turn before yielding | [`FLUSH_BUDGET`] | 32 |
 //!
 //! A packet larger than a lane's queue can never be sent on that runtime (it is reported
 //! failed each time): size `QUEUE` for the largest sync chunk the node's capabilities use.
@@ -101,6 +102,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 /// TCP keep-alive interval on open connections.
 pub const TCP_KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Packets the engine writes per turn before it yields to the network stack and the other
+/// tasks (a burst of failures and re-routes in a large cluster must not hold the executor,
+/// or the critical section around the state, for long).
+pub const FLUSH_BUDGET: usize = 32;
 /// Pause before a socket whose listen failed tries again.
 pub const ACCEPT_RETRY: Duration = Duration::from_secs(1);
 

@@ -7,6 +7,7 @@ use core::net::SocketAddr;
 
 use embassy_futures::join::{join, join_array};
 use embassy_futures::select::{Either, select};
+use embassy_futures::yield_now;
 use embassy_net::tcp::TcpSocket;
 use embassy_time::{Duration, Timer, with_timeout};
 
@@ -39,10 +40,14 @@ impl<const SOCKETS: usize> Runner<SOCKETS> {
 /// until a worker or a handle has news.
 async fn engine<const SOCKETS: usize>(shared: &'static Shared<SOCKETS>) -> Infallible {
     loop {
-        let deadline = shared.with(|st| {
-            st.flush(&shared.slot_wake, &shared.events);
-            st.clock.deadline(st.endpoint.poll_timeout())
+        let (more, deadline) = shared.with(|st| {
+            let more = st.flush(&shared.slot_wake, &shared.events);
+            (more, st.clock.deadline(st.endpoint.poll_timeout()))
         });
+        if more {
+            yield_now().await;
+            continue;
+        }
         if let Either::First(()) = select(Timer::at(deadline), shared.engine_wake.wait()).await {
             shared.with(|st| {
                 let now = st.clock.now();

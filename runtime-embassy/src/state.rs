@@ -19,7 +19,7 @@ use embassy_sync::pubsub::PubSubChannel;
 use embassy_sync::signal::Signal;
 
 use crate::queue::SendQueues;
-use crate::{EVENT_QUEUE, LISTENERS_PER_PORT, MAX_LISTEN_PORTS, MAX_SUBSCRIBERS};
+use crate::{EVENT_QUEUE, FLUSH_BUDGET, LISTENERS_PER_PORT, MAX_LISTEN_PORTS, MAX_SUBSCRIBERS};
 
 /// The mutex flavour of every shared structure (a critical section: works on one core and
 /// on the host with `critical-section/std`).
@@ -186,15 +186,21 @@ impl<const SOCKETS: usize> State<SOCKETS> {
         }
     }
 
-    /// One turn of the driving loop's output half: every packet the endpoint has is queued
-    /// on its connection (or reported failed), every event is published, and listeners are
-    /// kept up. Slots with new work are woken.
-    pub(crate) fn flush(&mut self, slot_wake: &[Signal<RawMutex, ()>], events: &Events) {
+    /// One turn of the driving loop's output half: up to [`FLUSH_BUDGET`] packets the
+    /// endpoint has are queued on their connections (or reported failed), every event is
+    /// published, and listeners are kept up. Slots with new work are woken. `true` when
+    /// packets remain: the caller yields (so the network stack and the other tasks run, and
+    /// this critical section stays short) and calls again.
+    pub(crate) fn flush(&mut self, slot_wake: &[Signal<RawMutex, ()>], events: &Events) -> bool {
         self.keep_listening(slot_wake);
-        loop {
+        let mut more = true;
+        for _ in 0..FLUSH_BUDGET {
             match self.endpoint.poll_transmit_into(self.packet) {
                 Ok(Some((info, len))) => self.route(info, len, slot_wake),
-                Ok(None) => break,
+                Ok(None) => {
+                    more = false;
+                    break;
+                }
                 Err(e) => {
                     // Larger than `Resources`' PACKET: it can never be sent from here.
                     crate::log::warning!(
@@ -212,6 +218,7 @@ impl<const SOCKETS: usize> State<SOCKETS> {
             // A subscriber that lags loses the oldest events and is told how many.
             publisher.publish_immediate(event);
         }
+        more
     }
 
     /// Queues the packet in `self.packet[..len]` on the slot of its destination, opening
@@ -398,7 +405,7 @@ mod tests {
         let events = Events::new();
         let now = st.clock.now();
         st.endpoint.handle_timeout(now);
-        st.flush(&wakes, &events);
+        while st.flush(&wakes, &events) {}
     }
 
     fn roles<const S: usize>(st: &State<S>) -> Vec<Role> {
