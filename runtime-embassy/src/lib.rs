@@ -9,14 +9,14 @@
 //! the one driving loop of `docs/architecture.md` — and makes no protocol decision of its
 //! own:
 //!
-//! * a fixed pool of `SOCKETS` embassy-net [`TcpSocket`](embassy_net::tcp::TcpSocket)s
+//! * a fixed pool of `SOCKETS` embassy-net [`TcpSocket`]s
 //!   ([`Resources`]): [`LISTENERS_PER_PORT`] listen on each local BIN port, the others carry
 //!   one outgoing connection per neighbour URL (opened on the first packet, reopened on the
 //!   next one after a close) and the accepted ones;
 //! * per connection one deframer (in the endpoint) and two send queues, control before
-//!   bulk (`docs/behaviour.md` §3 on lanes), over memory from [`Resources`]; packets are
-//!   encoded with `poll_transmit_into` into one buffer and copied into the queues: nothing
-//!   is allocated per packet;
+//!   bulk (`clusterer_proto::Lane`: liveness never waits behind sync data), over memory
+//!   from [`Resources`]; packets are encoded with `poll_transmit_into` into one buffer and
+//!   copied into the queues: nothing is allocated per packet;
 //! * timers: one embassy-time deadline from `poll_timeout`;
 //! * every overflow (queue full, no free socket, a connection closing under queued
 //!   packets) is counted in [`RuntimeCounters`] and reported to the core as a failed send.
@@ -34,7 +34,7 @@
 //!
 //! | bound | where | default |
 //! | --- | --- | --- |
-//! | sockets in the pool | `Resources<SOCKETS, ..>` | 8 |
+//! | sockets in the pool (2 listeners per BIN port + 2 per neighbour) | `Resources<SOCKETS, ..>` | 8 |
 //! | socket receive / send buffer | `Resources<_, BUF, _>` | 4096 bytes each |
 //! | bulk queue per connection | `Resources<_, _, QUEUE>` | 16384 bytes |
 //! | largest packet sent | `Resources<_, _, _, PACKET>` | 65515 bytes (`MAX_EMIT_LEN`) |
