@@ -56,11 +56,18 @@ impl Deframer {
     /// for small devices; at most [`DEFRAMER_CAPACITY`]): such a packet is
     /// [`DecodeError::OverLimit`], fatal for the connection like a bad length.
     pub fn with_limit(limit: usize) -> Self {
+        let limit = limit.min(DEFRAMER_CAPACITY);
         Deframer {
-            buf: Vec::new(),
+            // Reserved once when bounded: the buffer never grows past the limit, so a small
+            // device's heap sees one block per connection instead of a growing one.
+            buf: if limit < DEFRAMER_CAPACITY {
+                Vec::with_capacity(limit)
+            } else {
+                Vec::new()
+            },
             start: 0,
             failed: None,
-            limit: limit.min(DEFRAMER_CAPACITY),
+            limit,
         }
     }
 

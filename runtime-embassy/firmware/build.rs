@@ -4,8 +4,8 @@
 //! `$OUT_DIR/node_config.rs`: a `node_config()` that builds the same `Config`, and the
 //! node's address from `CLUSTERER_IP` (`ADDRESS/PREFIX`; default the local URL's IP, /24)
 //! and `CLUSTERER_GATEWAY`; the socket pool sized for the cluster in the file, the heap
-//! from `CLUSTERER_HEAP_KIB` (default 24). A bad or unsupported key stops the build with the
-//! parser's message. Also puts `memory.x` where cortex-m-rt's `link.x` finds it.
+//! from `CLUSTERER_HEAP_KIB` (default 16 KiB + 3 KiB per node + one 4 KiB packet per
+//! connection). A bad or unsupported key stops the build with the parser's message. Also puts `memory.x` where cortex-m-rt's `link.x` finds it.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -13,6 +13,11 @@ use std::path::PathBuf;
 
 use clusterer_core::{Config, NodeConfig, ShtagState};
 use clusterer_tokio::config::embedded;
+
+/// Largest packet the firmware sends or accepts (`EndpointOptions::max_packet_len`, the
+/// packet buffer): a 16-node cluster's FULL_TOP_UPDATE is about 1.2 KiB, and this node
+/// registers no capability with bulk sync data.
+const MAX_PACKET: usize = 4096;
 
 fn fail(message: &str) -> ! {
     eprintln!("error: {message}");
@@ -185,14 +190,26 @@ fn main() {
             .ok()
             .filter(|k| (4..=3072).contains(k))
             .unwrap_or_else(|| fail(&format!("CLUSTERER_HEAP_KIB {v:?} is not 4..=3072"))),
-        None => 24,
+        // Measured peaks: 5.5 KiB with 3 nodes, 45 KiB with 16 (BENCHMARKS.md); an
+        // exhausted heap halts the firmware, so leave room.
+        // Plus every connection's deframer buffer (one packet of `MAX_PACKET` each).
+        None => 16 + 3 * (neighbours + 1) + sockets * MAX_PACKET / 1024,
     };
+    // A burst of topology updates from the whole cluster must fit a connection's control
+    // queue: a full one is a failed send, which floods more updates (a 16-node cluster
+    // stormed with 2 KiB and was steady with 16 KiB).
+    let control = 1024 * neighbours.max(2);
     let _ = writeln!(
         source,
         "/// Sockets of the clusterer pool: two listeners per port, two connections per\n\
          /// neighbour.\n\
          pub const SOCKETS: usize = {sockets};\n\
-         /// Heap size in bytes (`CLUSTERER_HEAP_KIB`, default 24 KiB).\n\
+         /// Control queue per connection: 1 KiB per neighbour, at least 2 KiB.\n\
+         pub const CONTROL_QUEUE: usize = {control};\n\
+         /// Largest packet sent or accepted.\n\
+         pub const MAX_PACKET: usize = {MAX_PACKET};\n\
+         /// Heap size in bytes (`CLUSTERER_HEAP_KIB`; default 16 KiB + 3 KiB per node + one\n\
+         /// packet per connection).\n\
          pub const HEAP_SIZE: usize = {heap_kib} * 1024;"
     );
     let _ = writeln!(

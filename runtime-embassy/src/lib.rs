@@ -38,7 +38,7 @@
 //! | socket receive / send buffer | `Resources<_, BUF, _>` | 4096 bytes each |
 //! | bulk queue per connection | `Resources<_, _, QUEUE>` | 16384 bytes |
 //! | largest packet sent | `Resources<_, _, _, PACKET>` | 65515 bytes (`MAX_EMIT_LEN`) |
-//! | control queue per connection | [`CONTROL_QUEUE`] | 2048 bytes |
+//! | control queue per connection | `Resources<_, _, _, _, CONTROL>` | 2048 bytes ([`CONTROL_QUEUE`]) |
 //! | packets queued per lane and connection | [`QUEUED_PACKETS`] | 16 |
 //! | listeners per BIN port | [`LISTENERS_PER_PORT`] | 2 |
 //! | local BIN ports | [`MAX_LISTEN_PORTS`] | 4 |
@@ -84,8 +84,11 @@ pub use state::RuntimeCounters;
 use queue::SendQueues;
 use state::{Clock, Role, Shared, Slot, State};
 
-/// Bytes of the control queue (PING, PONG, topology and capability adverts) per
-/// connection.
+/// Default bytes of the control queue (PING, PONG, topology and capability adverts) per
+/// connection (`Resources`' `CONTROL`). A full control queue is a failed send, which
+/// restarts probing and floods topology updates: size it for a burst of updates from the
+/// whole cluster (about 1 KiB per neighbour; 2 KiB holds a three-node cluster, a 16-node
+/// one needs about 16 KiB).
 pub const CONTROL_QUEUE: usize = 2048;
 /// Sockets kept listening on each local BIN port, so a second peer connecting while the
 /// first one's socket is being replaced is not refused.
@@ -178,8 +181,8 @@ struct SocketBuffers<const BUF: usize> {
 }
 
 /// A connection's send queue memory.
-struct QueueMemory<const QUEUE: usize> {
-    control: [u8; CONTROL_QUEUE],
+struct QueueMemory<const QUEUE: usize, const CONTROL: usize> {
+    control: [u8; CONTROL],
     bulk: [u8; QUEUE],
 }
 
@@ -187,26 +190,32 @@ struct QueueMemory<const QUEUE: usize> {
 /// (e.g. a `StaticCell` or `ConstStaticCell`) and hand it to [`new`].
 ///
 /// `SOCKETS` sockets of `BUF`-byte receive and send buffers, each with a `QUEUE`-byte bulk
-/// queue and a [`CONTROL_QUEUE`]-byte control queue, and one `PACKET`-byte buffer packets
-/// are encoded in (default `MAX_EMIT_LEN`, 65515: the largest BIN packet). A packet larger
+/// queue and a `CONTROL`-byte control queue ([`CONTROL_QUEUE`]), and one `PACKET`-byte
+/// buffer packets are encoded in (default `MAX_EMIT_LEN`, 65515: the largest BIN packet). A packet larger
 /// than `PACKET` is dropped and counted (`RuntimeCounters::too_large`, and as unencodable
 /// by the endpoint): with a smaller buffer, keep `sync_packet_size` and module payloads
 /// below it. With the defaults about 230 KiB; the firmware for a three-node cluster uses
-/// `Resources<6, 1024, 4096, 8192>` (about 50 KiB).
+/// `Resources<6, 1024, 2048, 4096>` (about 56 KiB).
 pub struct Resources<
     const SOCKETS: usize = 8,
     const BUF: usize = 4096,
     const QUEUE: usize = 16384,
     const PACKET: usize = MAX_EMIT_LEN,
+    const CONTROL: usize = CONTROL_QUEUE,
 > {
     sockets: [SocketBuffers<BUF>; SOCKETS],
-    queues: [QueueMemory<QUEUE>; SOCKETS],
+    queues: [QueueMemory<QUEUE, CONTROL>; SOCKETS],
     packet: [u8; PACKET],
     shared: Option<Shared<SOCKETS>>,
 }
 
-impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize, const PACKET: usize>
-    Resources<SOCKETS, BUF, QUEUE, PACKET>
+impl<
+    const SOCKETS: usize,
+    const BUF: usize,
+    const QUEUE: usize,
+    const PACKET: usize,
+    const CONTROL: usize,
+> Resources<SOCKETS, BUF, QUEUE, PACKET, CONTROL>
 {
     /// Zeroed memory (a `const fn`, for a `static`).
     pub const fn new() -> Self {
@@ -219,7 +228,7 @@ impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize, const PACKET: u
             }; SOCKETS],
             queues: [const {
                 QueueMemory {
-                    control: [0; CONTROL_QUEUE],
+                    control: [0; CONTROL],
                     bulk: [0; QUEUE],
                 }
             }; SOCKETS],
@@ -229,8 +238,13 @@ impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize, const PACKET: u
     }
 }
 
-impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize, const PACKET: usize> Default
-    for Resources<SOCKETS, BUF, QUEUE, PACKET>
+impl<
+    const SOCKETS: usize,
+    const BUF: usize,
+    const QUEUE: usize,
+    const PACKET: usize,
+    const CONTROL: usize,
+> Default for Resources<SOCKETS, BUF, QUEUE, PACKET, CONTROL>
 {
     fn default() -> Self {
         Self::new()
@@ -244,10 +258,16 @@ impl<const SOCKETS: usize, const BUF: usize, const QUEUE: usize, const PACKET: u
 /// # Errors
 /// [`Error`]: the configuration is refused, uses `bins:`, has too many local ports, or the
 /// pool is too small.
-pub fn new<const SOCKETS: usize, const BUF: usize, const QUEUE: usize, const PACKET: usize>(
+pub fn new<
+    const SOCKETS: usize,
+    const BUF: usize,
+    const QUEUE: usize,
+    const PACKET: usize,
+    const CONTROL: usize,
+>(
     stack: Stack<'static>,
     config: Config,
-    resources: &'static mut Resources<SOCKETS, BUF, QUEUE, PACKET>,
+    resources: &'static mut Resources<SOCKETS, BUF, QUEUE, PACKET, CONTROL>,
     seed: u64,
 ) -> Result<(Handle<SOCKETS>, Runner<SOCKETS>), Error> {
     let mut listen_ports: heapless::Vec<u16, MAX_LISTEN_PORTS> = heapless::Vec::new();

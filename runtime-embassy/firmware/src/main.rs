@@ -50,12 +50,12 @@ const SOCKETS: usize = baked::SOCKETS;
 const SOCKET_BUF: usize = 1024;
 /// Bulk send queue per connection.
 const BULK_QUEUE: usize = 2048;
-/// Largest packet sent or received: a 16-node cluster's FULL_TOP_UPDATE is about 1.2 KiB;
-/// this node registers no capability with bulk sync data. Each connection's deframer may
-/// buffer one incoming packet of this size on the heap.
-const MAX_PACKET: usize = 4096;
-/// The heap the core keeps its tables in (and the deframers their partial packets), from
-/// `CLUSTERER_HEAP_KIB` at build time (default 24 KiB: a 3-node cluster peaks near 6 KiB).
+/// Largest packet sent or received (each connection's deframer may buffer one on the heap).
+const MAX_PACKET: usize = baked::MAX_PACKET;
+/// The heap the core keeps its tables in (and the deframers their packets), from
+/// `CLUSTERER_HEAP_KIB` at build time (default 16 KiB + 3 KiB per node + one packet per
+/// connection: a 3-node cluster peaks near 6 KiB, a 16-node one near 46 KiB before its
+/// deframers fill).
 const HEAP_SIZE: usize = baked::HEAP_SIZE;
 /// How often the LAN9118 is polled.
 const NIC_POLL: Duration = Duration::from_millis(1);
@@ -297,8 +297,9 @@ fn main() -> ! {
     static STACK: StaticCell<StackResources<{ SOCKETS + 2 }>> = StaticCell::new();
     let (stack, net_runner) =
         embassy_net::new(nic, net_config, STACK.init(StackResources::new()), seed);
-    static RESOURCES: ConstStaticCell<Resources<SOCKETS, SOCKET_BUF, BULK_QUEUE, MAX_PACKET>> =
-        ConstStaticCell::new(Resources::new());
+    static RESOURCES: ConstStaticCell<
+        Resources<SOCKETS, SOCKET_BUF, BULK_QUEUE, MAX_PACKET, { baked::CONTROL_QUEUE }>,
+    > = ConstStaticCell::new(Resources::new());
     let runtime_config = clusterer_embassy::Config {
         node: config,
         endpoint,
