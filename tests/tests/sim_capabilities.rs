@@ -606,6 +606,24 @@ fn best(priorities: &BTreeMap<NodeId, i32>, among: &[NodeId]) -> NodeId {
     *among.iter().min_by_key(|&&n| (priorities[&n], n)).unwrap()
 }
 
+/// Converges `all`, then checks that the best of them alone holds the tag within the
+/// hold-down (plus an election check and 2 s); the best node.
+fn converged_on_best(
+    sim: &mut Sim,
+    all: &[NodeId],
+    priorities: &BTreeMap<NodeId, i32>,
+    hold_down: u64,
+) -> NodeId {
+    converge(sim, all);
+    let first = best(priorities, all);
+    let deadline = sim.now().plus(hold_down + SYNC_CHECK + 2_000);
+    let settled = sim.run_until_cond(deadline, |s| actives(s) == [first]);
+    ensure(sim, settled.is_some(), || {
+        format!("initial election: actives {:?}", actives(sim))
+    });
+    first
+}
+
 fn actives(sim: &Sim) -> Vec<NodeId> {
     ElectionWatch::actives(sim, CLUSTER, "vip")
 }
@@ -623,13 +641,7 @@ fn election_one_backup_takes_over_within_detection_plus_hold_down_when_the_activ
         let mut rng = SimRng::new(seed);
         let (configs, hold_down, priorities) = election_mesh(4, &mut rng);
         let all = start_staggered(&mut sim, configs);
-        converge(&mut sim, &all);
-        let first = best(&priorities, &all);
-        let deadline = sim.now().plus(hold_down + SYNC_CHECK + 2_000);
-        let settled = sim.run_until_cond(deadline, |s| actives(s) == [first]);
-        ensure(&sim, settled.is_some(), || {
-            format!("initial election: actives {:?}", actives(&sim))
-        });
+        let first = converged_on_best(&mut sim, &all, &priorities, hold_down);
         sim.run_for(rng.range(0, 10_000));
         ensure(&sim, actives(&sim) == [first], || {
             format!("before the crash: actives {:?}", actives(&sim))
@@ -782,13 +794,7 @@ fn election_with_preempt_the_tag_returns_to_the_best_node_after_its_restart() {
         let mut rng = SimRng::new(seed);
         let (configs, hold_down, priorities) = election_mesh_with(4, &mut rng, true);
         let all = start_staggered(&mut sim, configs);
-        converge(&mut sim, &all);
-        let first = best(&priorities, &all);
-        let deadline = sim.now().plus(hold_down + SYNC_CHECK + 2_000);
-        let settled = sim.run_until_cond(deadline, |s| actives(s) == [first]);
-        ensure(&sim, settled.is_some(), || {
-            format!("initial election: actives {:?}", actives(&sim))
-        });
+        let first = converged_on_best(&mut sim, &all, &priorities, hold_down);
         sim.crash(first).unwrap();
         let survivors: Vec<NodeId> = all.iter().copied().filter(|&n| n != first).collect();
         let heir = best(&priorities, &survivors);
